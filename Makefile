@@ -1,0 +1,43 @@
+# Pulse — `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+# Every target sets up (or checks) its environment first, so a fresh clone needs nothing else.
+UV = "$$(scripts/setup.sh $(SETUP_FLAGS) | tail -n 1)"
+
+.PHONY: help up demo test lint format bench bench-freshness bench-metrics vendor clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+
+up: ## Run the whole product with embedded defaults (data in ./.pulse)
+	@$(UV) run pulse up
+
+demo: ## The same, with realistic demo traffic flowing through the collector
+	@$(UV) run pulse up --demo-traffic
+
+test: SETUP_FLAGS = --test
+test: ## Run the whole test suite (installs what it needs first)
+	@$(UV) run pytest
+
+lint: ## ruff, ruff format --check and mypy
+	@uv=$(UV) && $$uv run ruff check backend tests bench && $$uv run ruff format --check backend tests bench && $$uv run mypy
+
+format: ## Apply ruff's fixes and formatting
+	@uv=$(UV) && $$uv run ruff check --fix backend tests bench && $$uv run ruff format backend tests bench
+
+bench: bench-freshness bench-metrics ## All benchmarks
+
+bench-freshness: ## Beacon-to-visible latency of pulse up, against a bare Kafka round trip
+	@$(UV) run python bench/freshness.py
+
+bench-metrics: SETUP_FLAGS = --bench
+bench-metrics: ## Collector throughput with metrics on and off (wrk)
+	@$(UV) run python bench/metrics_overhead.py
+
+vendor: ## Refresh the vendored front-end libraries from npm
+	cd ui && npm ci --no-audit --no-fund
+	cp ui/node_modules/htmx.org/dist/htmx.min.js ui/node_modules/uplot/dist/uPlot.iife.min.js \
+	   ui/node_modules/uplot/dist/uPlot.min.css ui/static/vendor/
+
+clean: ## Remove the local data directory and caches
+	rm -rf .pulse .pytest_cache .mypy_cache .ruff_cache test-artifacts
