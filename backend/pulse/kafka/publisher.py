@@ -1,0 +1,89 @@
+"""The collector's way into Kafka: acknowledged writes or a clear refusal.
+
+Concurrent requests share the producer's batches (linger), so awaiting each event's
+acknowledgement does not serialise requests; a request is answered 202 only once its
+own events are acknowledged by the broker (acks=all).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+
+from pulse.events.message import AnyEvent, encode, partition_key
+from pulse.kafka.topics import ensure_topics
+from pulse.settings import Settings
+from pulse.telemetry.metrics import Metrics
+from pulse.telemetry.tracing import KafkaHeaders
+
+log = logging.getLogger(__name__)
+
+
+class BrokerUnavailable(Exception):
+    """Kafka did not acknowledge in time; the caller must not claim the events were kept."""
+
+
+class EventPublisher:
+    def __init__(self, settings: Settings, metrics: Metrics) -> None:
+        self._settings = settings
+        self._metrics = metrics
+        self._producer: AIOKafkaProducer | None = None
+        self._connecting: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Connect in the background so the collector serves (with 503s) while the broker is down."""
+        self._connecting = asyncio.create_task(self._connect_forever())
+
+    async def _connect_forever(self) -> None:
+        delay = 0.2
+        while self._producer is None:
+            producer = AIOKafkaProducer(
+                bootstrap_servers=self._settings.kafka_bootstrap_servers,
+                acks="all",
+                linger_ms=2,
+                request_timeout_ms=int(self._settings.produce_timeout_s * 1000),
+                max_batch_size=256 * 1024,
+            )
+            try:
+                await ensure_topics(self._settings)
+                await producer.start()
+            except KafkaError as exc:
+                log.warning("broker not reachable yet (%s); retrying in %.1fs", exc, delay)
+                await producer.stop()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+            else:
+                self._producer = producer
+
+    @property
+    def ready(self) -> bool:
+        return self._producer is not None
+
+    async def publish(self, events: Sequence[AnyEvent], headers: KafkaHeaders | None = None) -> None:
+        producer = self._producer
+        if producer is None:
+            raise BrokerUnavailable("not connected to the broker")
+        started = time.perf_counter()
+        topic = self._settings.topic_raw
+        try:
+            async with asyncio.timeout(self._settings.produce_timeout_s):
+                futures = [
+                    await producer.send(topic, encode(event), key=partition_key(event), headers=headers)
+                    for event in events
+                ]
+                await asyncio.gather(*futures)
+        except (KafkaError, TimeoutError) as exc:
+            self._metrics.produce_errors.add(1)
+            raise BrokerUnavailable(str(exc) or type(exc).__name__) from exc
+        self._metrics.produce_latency.record((time.perf_counter() - started) * 1000)
+
+    async def stop(self) -> None:
+        if self._connecting is not None:
+            self._connecting.cancel()
+        if self._producer is not None:
+            await self._producer.stop()

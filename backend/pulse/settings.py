@@ -1,0 +1,118 @@
+"""One typed settings object, read from the environment once per process.
+
+The four service URLs are the switch between the embedded defaults that `pulse up`
+starts by itself and the production services a deployment points at.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import msgspec
+
+from pulse.private_file import read_or_create_token
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    home: Path = Path(".pulse")
+    kafka_bootstrap_servers: str = ""
+    clickhouse_url: str = ""
+    clickhouse_database: str = "pulse"
+    redis_url: str = ""
+    database_url: str = ""
+    secret_key: str = ""
+
+    bind_host: str = "127.0.0.1"
+    collector_port: int = 8000
+    dashboard_port: int = 8001
+    rollup_port: int = 8002
+    public_collector_url: str = ""
+    public_dashboard_url: str = ""
+
+    kafka_partitions: int = 4
+    topic_raw: str = "events.raw"
+    topic_replay: str = "events.replay"
+    topic_dlq: str = "events.dlq"
+    consumer_group: str = "pulse-rollup"
+    produce_timeout_s: float = 5.0
+
+    max_body_bytes: int = 64 * 1024
+    max_batch_events: int = 100
+    trusted_proxies: tuple[str, ...] = ("127.0.0.1", "::1")
+    site_cache_ttl_s: float = 30.0
+
+    rollup_batch_max: int = 5000
+    rollup_poll_ms: int = 200
+    # The broker may hold a fetch this long waiting for data: it bounds beacon-to-screen latency.
+    rollup_fetch_wait_ms: int = 20
+
+    metrics_enabled: bool = True
+    otel_exporter_otlp_endpoint: str = ""
+
+    jwt_ttl_s: int = 8 * 3600
+    jwt_issuer: str = "pulse"
+    jwt_audience: str = "pulse"
+    cookie_secure: bool = False
+
+    ui_dir: Path = REPO_ROOT / "ui"
+    # The committed build of tracker-js/src/p.js (npm run build in tracker-js).
+    tracker_path: Path = REPO_ROOT / "tracker-js" / "dist" / "p.js"
+    migrations_dir: Path = REPO_ROOT / "migrations"
+
+    @property
+    def effective_clickhouse_url(self) -> str:
+        return self.clickhouse_url or f"chdb://{(self.home / 'clickhouse').resolve()}"
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite+aiosqlite:///{(self.home / 'pulse.db').resolve()}"
+
+    @property
+    def collector_url(self) -> str:
+        return self.public_collector_url or f"http://{self.bind_host}:{self.collector_port}"
+
+    @property
+    def dashboard_url(self) -> str:
+        return self.public_dashboard_url or f"http://{self.bind_host}:{self.dashboard_port}"
+
+
+# Names read without the PULSE_ prefix, because every tool in this space uses them.
+_UNPREFIXED = (
+    "kafka_bootstrap_servers",
+    "clickhouse_url",
+    "redis_url",
+    "database_url",
+    "otel_exporter_otlp_endpoint",
+)
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Build settings from the environment; invalid values fail with the variable named."""
+    env = os.environ if environ is None else environ
+    raw: dict[str, object] = {}
+    for name in Settings.__struct_fields__:
+        key = name.upper() if name in _UNPREFIXED else f"PULSE_{name.upper()}"
+        if key in env:
+            value: object = env[key]
+            if name == "trusted_proxies":
+                value = tuple(p.strip() for p in env[key].split(",") if p.strip())
+            raw[name] = value
+    try:
+        settings = msgspec.convert(raw, Settings, strict=False, dec_hook=_decode_path)
+    except msgspec.ValidationError as exc:
+        raise SystemExit(f"invalid configuration: {exc}") from exc
+    if not settings.secret_key:
+        # Kept in PULSE_HOME so sessions and visitor ids survive restarts.
+        secret = read_or_create_token(settings.home / "secret.key", 48)
+        settings = msgspec.structs.replace(settings, secret_key=secret)
+    return settings
+
+
+def _decode_path(kind: type, value: object) -> object:
+    if kind is Path and isinstance(value, str):
+        return Path(value)
+    raise NotImplementedError(f"cannot read {kind} from the environment")
