@@ -1,0 +1,1 @@
+"""The OLTP store: tenants, users, memberships and sites, on SQLite or PostgreSQL."""

@@ -1,0 +1,304 @@
+"""Tenants, their users and sites: the account data the dashboard writes and the collector reads."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import re
+import secrets
+import time
+import unicodedata
+import uuid
+from typing import Any, get_args
+
+import msgspec
+from sqlalchemy import BigInteger, Column, Integer, MetaData, Row, Select, Table, Text, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from pulse.oltp.passwords import hash_password, needs_rehash, verify_password
+from pulse.tenancy import Role
+
+ROLES: tuple[Role, ...] = get_args(Role)
+
+MAX_NAME_LENGTH = 255
+MAX_EMAIL_LENGTH = 254
+MIN_PASSWORD_LENGTH = 8
+# Bounds the work one login request can ask of the hasher.
+MAX_PASSWORD_LENGTH = 1024
+SITE_ID_LENGTH = 12
+# Lower-case and URL-safe, without 0/o and 1/i/l, so a key read off a screen is typed right.
+SITE_ID_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"
+
+# Lookups check an id's shape before querying: keys from the internet that cannot exist are answered
+# without a round trip, and SQLite and PostgreSQL (which rejects NUL in text) answer alike.
+_SITE_ID = re.compile(f"[{SITE_ID_ALPHABET}]{{{SITE_ID_LENGTH}}}")
+_HEX_ID = re.compile("[0-9a-f]{32}")
+
+
+class Tenant(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    name: str
+    created_at: int
+
+
+class Site(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    tenant_id: str
+    name: str
+    domain: str
+    disabled: bool
+    created_at: int
+
+
+class Membership(msgspec.Struct, frozen=True, kw_only=True):
+    user_id: str
+    email: str
+    tenant_id: str
+    role: Role
+
+
+class DuplicateEmail(Exception):
+    def __init__(self, email: str) -> None:
+        super().__init__(f"a user with email {email!r} already exists")
+        self.email = email
+
+
+_metadata = MetaData()
+_tenants = Table(
+    "tenants",
+    _metadata,
+    Column("id", Text, primary_key=True),
+    Column("name", Text),
+    Column("created_at", BigInteger),
+)
+_users = Table(
+    "users",
+    _metadata,
+    Column("id", Text, primary_key=True),
+    Column("email", Text),
+    Column("password_hash", Text),
+    Column("created_at", BigInteger),
+)
+_memberships = Table(
+    "memberships",
+    _metadata,
+    Column("user_id", Text, primary_key=True),
+    Column("tenant_id", Text, primary_key=True),
+    Column("role", Text),
+)
+_sites = Table(
+    "sites",
+    _metadata,
+    Column("id", Text, primary_key=True),
+    Column("tenant_id", Text),
+    Column("name", Text),
+    Column("domain", Text),
+    Column("disabled", Integer),
+    Column("created_at", BigInteger),
+)
+
+# A user normally belongs to one tenant; with several, the oldest tenant is the one they sign in to.
+_MEMBERSHIP = (
+    select(_users.c.id, _users.c.email, _users.c.password_hash, _memberships.c.tenant_id, _memberships.c.role)
+    .select_from(
+        _users.join(_memberships, _memberships.c.user_id == _users.c.id).join(
+            _tenants, _tenants.c.id == _memberships.c.tenant_id
+        )
+    )
+    .order_by(_tenants.c.created_at, _tenants.c.id)
+    .limit(1)
+)
+
+
+class Accounts:
+    """Every query binds its values; tenant-facing reads are scoped by tenant id."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def create_tenant(self, name: str) -> Tenant:
+        tenant = Tenant(id=uuid.uuid4().hex, name=_checked_text(name, "tenant name"), created_at=_now_ms())
+        async with self._engine.begin() as conn:
+            await conn.execute(_tenants.insert().values(msgspec.structs.asdict(tenant)))
+        return tenant
+
+    async def get_tenant(self, tenant_id: str) -> Tenant | None:
+        if not _HEX_ID.fullmatch(tenant_id):
+            return None
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(select(_tenants).where(_tenants.c.id == tenant_id))).first()
+        return None if row is None else Tenant(id=row.id, name=row.name, created_at=row.created_at)
+
+    async def create_user(self, email: str, password: str, tenant_id: str, role: Role) -> Membership:
+        email = _checked_email(email)
+        if not MIN_PASSWORD_LENGTH <= len(password) <= MAX_PASSWORD_LENGTH:
+            raise ValueError(
+                f"password must be {MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_LENGTH} characters long"
+            )
+        if role not in ROLES:
+            raise ValueError(f"role must be one of {', '.join(ROLES)}")
+        if not _HEX_ID.fullmatch(tenant_id):
+            raise _unknown_tenant(tenant_id)
+        password_hash = await asyncio.to_thread(hash_password, password)
+        membership = Membership(user_id=uuid.uuid4().hex, email=email, tenant_id=tenant_id, role=role)
+        async with self._engine.begin() as conn:
+            try:
+                await conn.execute(
+                    _users.insert().values(
+                        id=membership.user_id, email=email, password_hash=password_hash, created_at=_now_ms()
+                    )
+                )
+            except IntegrityError as exc:
+                raise DuplicateEmail(email) from exc
+            try:
+                await conn.execute(
+                    _memberships.insert().values(user_id=membership.user_id, tenant_id=tenant_id, role=role)
+                )
+            except IntegrityError as exc:
+                raise _unknown_tenant(tenant_id) from exc
+        return membership
+
+    async def authenticate(self, email: str, password: str) -> Membership | None:
+        row = await self._membership_row(email)
+        if row is None:
+            # Spend the same hashing time as for a real user, so timing does not tell who has an account.
+            await asyncio.to_thread(_verify_dummy, password)
+            return None
+        if not await asyncio.to_thread(verify_password, row.password_hash, password):
+            return None
+        if needs_rehash(row.password_hash):
+            await self._rehash(row.id, row.password_hash, password)
+        return _membership(row)
+
+    async def find_user_by_email(self, email: str) -> Membership | None:
+        row = await self._membership_row(email)
+        return None if row is None else _membership(row)
+
+    async def create_site(self, tenant_id: str, name: str, domain: str) -> Site:
+        name = _checked_text(name, "site name")
+        domain = _checked_text(domain, "domain").lower()
+        if not _HEX_ID.fullmatch(tenant_id):
+            raise _unknown_tenant(tenant_id)
+        site = Site(
+            id="".join(secrets.choice(SITE_ID_ALPHABET) for _ in range(SITE_ID_LENGTH)),
+            tenant_id=tenant_id,
+            name=name,
+            domain=domain,
+            disabled=False,
+            created_at=_now_ms(),
+        )
+        values = msgspec.structs.asdict(site) | {"disabled": 0}
+        try:
+            async with self._engine.begin() as conn:
+                await conn.execute(_sites.insert().values(values))
+        except IntegrityError as exc:
+            raise _unknown_tenant(tenant_id) from exc
+        return site
+
+    async def get_site(self, tenant_id: str, site_id: str) -> Site | None:
+        if not (_SITE_ID.fullmatch(site_id) and _HEX_ID.fullmatch(tenant_id)):
+            return None
+        return await self._one_site(
+            select(_sites).where(_sites.c.id == site_id, _sites.c.tenant_id == tenant_id)
+        )
+
+    async def list_sites(self, tenant_id: str) -> list[Site]:
+        if not _HEX_ID.fullmatch(tenant_id):
+            return []
+        query = (
+            select(_sites).where(_sites.c.tenant_id == tenant_id).order_by(_sites.c.created_at, _sites.c.id)
+        )
+        async with self._engine.connect() as conn:
+            return [_site(row) for row in await conn.execute(query)]
+
+    async def find_site(self, site_id: str) -> Site | None:
+        """Unscoped: only for the collector, which maps a public site key to its tenant."""
+        if not _SITE_ID.fullmatch(site_id):
+            return None
+        return await self._one_site(select(_sites).where(_sites.c.id == site_id))
+
+    async def _one_site(self, query: Select[*tuple[Any, ...]]) -> Site | None:
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(query)).first()
+        return None if row is None else _site(row)
+
+    async def _membership_row(self, email: str) -> Row[*tuple[Any, ...]] | None:
+        try:
+            email = _checked_email(email)
+        except ValueError:
+            return None
+        async with self._engine.connect() as conn:
+            return (await conn.execute(_MEMBERSHIP.where(_users.c.email == email))).first()
+
+    async def _rehash(self, user_id: str, old_hash: str, password: str) -> None:
+        new_hash = await asyncio.to_thread(hash_password, password)
+        async with self._engine.begin() as conn:
+            # Matching the old hash keeps a password changed meanwhile from being overwritten.
+            await conn.execute(
+                update(_users)
+                .where(_users.c.id == user_id, _users.c.password_hash == old_hash)
+                .values(password_hash=new_hash)
+            )
+
+
+def _checked_text(value: str, field: str) -> str:
+    value = value.strip()
+    if not value:
+        raise ValueError(f"{field} must not be empty")
+    if len(value) > MAX_NAME_LENGTH:
+        raise ValueError(f"{field} must be at most {MAX_NAME_LENGTH} characters")
+    if _has_control_characters(value):
+        raise ValueError(f"{field} must not contain control characters")
+    return value
+
+
+def _checked_email(email: str) -> str:
+    email = email.strip().lower()
+    local, _, domain = email.partition("@")
+    if (
+        len(email) > MAX_EMAIL_LENGTH
+        or email.count("@") != 1
+        or not local
+        or not domain
+        or any(c.isspace() for c in email)
+        or _has_control_characters(email)
+    ):
+        raise ValueError(f"email must be a single address with one @, at most {MAX_EMAIL_LENGTH} characters")
+    return email
+
+
+def _has_control_characters(value: str) -> bool:
+    return any(unicodedata.category(c) == "Cc" for c in value)
+
+
+def _unknown_tenant(tenant_id: str) -> ValueError:
+    return ValueError(f"unknown tenant {tenant_id!r}")
+
+
+def _membership(row: Row[*tuple[Any, ...]]) -> Membership:
+    return Membership(user_id=row.id, email=row.email, tenant_id=row.tenant_id, role=row.role)
+
+
+def _site(row: Row[*tuple[Any, ...]]) -> Site:
+    return Site(
+        id=row.id,
+        tenant_id=row.tenant_id,
+        name=row.name,
+        domain=row.domain,
+        disabled=bool(row.disabled),
+        created_at=row.created_at,
+    )
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    return hash_password(secrets.token_urlsafe(16))
+
+
+def _verify_dummy(password: str) -> None:
+    verify_password(_dummy_hash(), password)
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
