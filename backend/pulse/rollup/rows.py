@@ -1,0 +1,56 @@
+"""EventV1 → a row of the `events` table."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from pulse.events.message import AnyEvent
+
+COLUMNS = (
+    "tenant_id",
+    "site_id",
+    "ts",
+    "event_id",
+    "name",
+    "hostname",
+    "pathname",
+    "referrer",
+    "visitor_id",
+    "screen_width",
+    "props",
+    "kafka_partition",
+    "kafka_offset",
+    "engagement_ms",
+)
+
+
+def to_row(event: AnyEvent, partition: int, offset: int) -> list[Any]:
+    parts = urlsplit(event.url)
+    return [
+        event.tenant_id,
+        event.site_id,
+        datetime.fromtimestamp(event.ts_ms / 1000, UTC),
+        event.event_id,
+        event.name,
+        (parts.hostname or "")[:253],
+        (parts.path or "/")[:2048],
+        event.referrer,
+        event.visitor_id,
+        min(event.screen_width, 65535),
+        event.props,
+        partition,
+        offset,
+        event.engagement_ms,
+    ]
+
+
+def dedup_token(events: Sequence[AnyEvent]) -> str:
+    """Same events in the same order → same token, so a retried insert is dropped by ClickHouse."""
+    digest = hashlib.blake2b(digest_size=16)
+    for event in events:
+        digest.update(event.event_id)
+    return digest.hexdigest()

@@ -1,0 +1,34 @@
+"""Named read queries over the rollups; one per grain because a table name cannot be bound."""
+
+from __future__ import annotations
+
+from pulse.stats.periods import Grain
+from pulse.warehouse.reader import ScopedQuery
+
+_RANGE = """
+WHERE tenant_id = {tenant_id:String}
+  AND site_id = {site_id:String}
+  AND bucket >= {start:DateTime('UTC')}
+  AND bucket < {end:DateTime('UTC')}
+"""
+
+
+def _aggregate(grain: Grain) -> ScopedQuery:
+    return ScopedQuery(
+        f"aggregate_{grain}",
+        # The table name comes from GRAINS, never from a request; values are bound server-side.
+        f"SELECT sum(pageviews), sum(events), uniqMerge(visitors) FROM stats_{grain} {_RANGE}",  # noqa: S608
+    )
+
+
+def _timeseries(grain: Grain) -> ScopedQuery:
+    return ScopedQuery(
+        f"timeseries_{grain}",
+        f"SELECT bucket, sum(pageviews), sum(events), uniqMerge(visitors) FROM stats_{grain} {_RANGE}"  # noqa: S608
+        " GROUP BY bucket ORDER BY bucket",
+    )
+
+
+GRAINS: tuple[Grain, ...] = ("minute", "hour", "day")
+AGGREGATE = {grain: _aggregate(grain) for grain in GRAINS}
+TIMESERIES = {grain: _timeseries(grain) for grain in GRAINS}
