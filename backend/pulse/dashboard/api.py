@@ -1,0 +1,96 @@
+"""Stats API (JSON): tokens, aggregate and timeseries per site, all tenant scoped."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+from litestar import Controller, get, post
+from litestar.di import NamedDependency, Provide
+from litestar.exceptions import NotAuthorizedException
+from litestar.params import FromPath, FromQuery, JSONBody, Parameter
+
+from pulse.auth.tokens import TokenService
+from pulse.dashboard.session import api_scope
+from pulse.live.reader import LiveReader
+from pulse.oltp.accounts import Accounts
+from pulse.stats.periods import PeriodName, resolve_period
+from pulse.stats.service import Aggregate, StatsService, Timeseries
+from pulse.tenancy import TenantScope
+
+PeriodParam = Annotated[PeriodName, Parameter(description="30m, today, 24h, 7d or 30d")]
+
+
+class Credentials(msgspec.Struct, frozen=True):
+    email: Annotated[str, msgspec.Meta(max_length=254)]
+    password: Annotated[str, msgspec.Meta(max_length=1024)]
+
+
+class TokenResponse(msgspec.Struct, frozen=True):
+    token: str
+    token_type: str
+    tenant_id: str
+    role: str
+
+
+class Realtime(msgspec.Struct, frozen=True):
+    site_id: FromPath[str]
+    visitors: int
+
+
+class TokenController(Controller):
+    path = "/api/v1/token"
+
+    @post("/", summary="Exchange a login for a short-lived bearer token", status_code=200)
+    async def token(
+        self,
+        data: JSONBody[Credentials],
+        accounts: NamedDependency[Accounts],
+        tokens: NamedDependency[TokenService],
+    ) -> TokenResponse:
+        member = await accounts.authenticate(data.email, data.password)
+        if member is None:
+            raise NotAuthorizedException("wrong email or password")
+        token = tokens.issue(member.user_id, member.tenant_id, member.role)
+        return TokenResponse(
+            token=token,
+            token_type="Bearer",  # noqa: S106 - the OAuth token type, not a secret
+            tenant_id=member.tenant_id,
+            role=member.role,
+        )
+
+
+class StatsController(Controller):
+    path = "/api/v1/sites/{site_id:str}"
+    dependencies = {"tenant": Provide(api_scope, sync_to_thread=False)}
+
+    @get("/aggregate", summary="Visitors, pageviews and events over a period")
+    async def aggregate(
+        self,
+        site_id: FromPath[str],
+        tenant: NamedDependency[TenantScope],
+        stats: NamedDependency[StatsService],
+        period: FromQuery[PeriodParam] = "24h",
+    ) -> Aggregate:
+        return await stats.aggregate(tenant, await stats.site(tenant, site_id), resolve_period(period))
+
+    @get("/timeseries", summary="The same figures per minute, hour or day bucket")
+    async def timeseries(
+        self,
+        site_id: FromPath[str],
+        tenant: NamedDependency[TenantScope],
+        stats: NamedDependency[StatsService],
+        period: FromQuery[PeriodParam] = "24h",
+    ) -> Timeseries:
+        return await stats.timeseries(tenant, await stats.site(tenant, site_id), resolve_period(period))
+
+    @get("/realtime", summary="Visitors active in the last five minutes")
+    async def realtime(
+        self,
+        site_id: FromPath[str],
+        tenant: NamedDependency[TenantScope],
+        stats: NamedDependency[StatsService],
+        live: NamedDependency[LiveReader],
+    ) -> Realtime:
+        await stats.site(tenant, site_id)
+        return Realtime(site_id=site_id, visitors=await live.current_visitors(tenant, site_id))

@@ -1,0 +1,116 @@
+"""Dashboard app factory: pages, the stats API and the live stream."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+from litestar import Litestar, Request, Response
+from litestar.config.csrf import CSRFConfig
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.exceptions import HTTPException
+from litestar.openapi import OpenAPIConfig
+from litestar.plugins.jinja import JinjaTemplateEngine
+from litestar.response import Redirect
+from litestar.static_files import create_static_files_router
+from litestar.template.config import TemplateConfig
+from litestar.types import ASGIApp
+
+from pulse.auth.tokens import TokenService
+from pulse.dashboard.api import StatsController, TokenController
+from pulse.dashboard.live import live_stream
+from pulse.dashboard.pages import AuthPages, SitePages
+from pulse.dashboard.session import LoginRequired
+from pulse.dashboard.sites import TenantSites
+from pulse.live.hub import TickHub
+from pulse.live.reader import LiveReader
+from pulse.oltp.accounts import Accounts
+from pulse.resources import Resources
+from pulse.stats.service import SiteNotFound, StatsService
+from pulse.telemetry.http import http_metrics
+from pulse.telemetry.routes import health_handler, metrics
+from pulse.warehouse.reader import ScopedReader
+
+
+def _to_login(_: Request[None, None, State], __: LoginRequired) -> Redirect:
+    return Redirect("/login", status_code=303)
+
+
+def _site_not_found(_: Request[None, None, State], __: SiteNotFound) -> Response[dict[str, str]]:
+    return Response({"error": "no such site"}, status_code=404)
+
+
+def _http_error(request: Request[None, None, State], exc: HTTPException) -> Response[dict[str, object]]:
+    body: dict[str, object] = {"error": exc.detail}
+    if exc.extra:
+        body["details"] = exc.extra
+    return Response(body, status_code=exc.status_code, headers=exc.headers)
+
+
+def create_dashboard_app(resources: Resources) -> ASGIApp:
+    settings = resources.settings
+    accounts = Accounts(resources.engine)
+    tenant_sites = TenantSites(accounts)
+    stats = StatsService(ScopedReader(resources.warehouse), tenant_sites)
+    hub = TickHub(resources.redis)
+    tokens = TokenService(settings)
+    live = LiveReader(resources.redis)
+    provided = {
+        "accounts": accounts,
+        "tenant_sites": tenant_sites,
+        "stats": stats,
+        "hub": hub,
+        "tokens": tokens,
+        "live": live,
+        "settings": settings,
+        "metrics": resources.metrics,
+    }
+
+    @asynccontextmanager
+    async def lifespan(_: Litestar) -> AsyncIterator[None]:
+        hub.start()
+        try:
+            yield
+        finally:
+            await hub.stop()
+
+    csrf_secret = hashlib.sha256(f"csrf:{settings.secret_key}".encode()).hexdigest()
+    app = Litestar(
+        route_handlers=[
+            AuthPages,
+            SitePages,
+            live_stream,
+            TokenController,
+            StatsController,
+            health_handler("dashboard", lambda: {"redis_ticks": hub.subscribed}),
+            metrics,
+            create_static_files_router(path="/static", directories=[settings.ui_dir / "static"]),
+        ],
+        dependencies={
+            name: Provide(_constant(value), sync_to_thread=False) for name, value in provided.items()
+        },
+        template_config=TemplateConfig(directory=settings.ui_dir / "templates", engine=JinjaTemplateEngine),
+        csrf_config=CSRFConfig(
+            secret=csrf_secret,
+            cookie_secure=settings.cookie_secure,
+            cookie_samesite="strict",
+            exclude=["/api/"],
+        ),
+        exception_handlers={
+            LoginRequired: _to_login,
+            SiteNotFound: _site_not_found,
+            HTTPException: _http_error,
+        },
+        openapi_config=OpenAPIConfig(title="Pulse stats API", version="1", path="/api/schema"),
+        lifespan=[lifespan],
+    )
+    return http_metrics("dashboard", resources.metrics)(app) if settings.metrics_enabled else app
+
+
+def _constant[T](value: T) -> Callable[[], T]:
+    def provide() -> T:
+        return value
+
+    return provide

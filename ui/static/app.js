@@ -1,0 +1,66 @@
+// Dashboard behaviour: draws the charts and keeps the live view moving over SSE.
+// No inline scripts: data arrives in <script type="application/json"> islands.
+(function () {
+  "use strict";
+  var css = getComputedStyle(document.documentElement);
+  var accent = css.getPropertyValue("--accent").trim() || "#4ade80";
+  var accent2 = css.getPropertyValue("--accent-2").trim() || "#60a5fa";
+
+  function readJSON(id) {
+    var el = document.getElementById(id);
+    return el ? JSON.parse(el.textContent) : null;
+  }
+
+  function width(el) { return Math.max(el.clientWidth, 280); }
+
+  var seriesChart = null;
+  function drawSeries() {
+    var el = document.getElementById("series-chart");
+    var data = readJSON("series-data");
+    if (!el || !data || !window.uPlot) return;
+    if (seriesChart) seriesChart.destroy();
+    el.textContent = "";
+    seriesChart = new uPlot({
+      width: width(el), height: 220,
+      series: [{}, { label: "Visitors", stroke: accent, fill: accent + "22", width: 2 },
+               { label: "Pageviews", stroke: accent2, width: 2 }],
+      axes: [{ stroke: "#9ca3af", grid: { stroke: "#1f2937" } }, { stroke: "#9ca3af", grid: { stroke: "#1f2937" } }],
+    }, [data.t, data.visitors, data.pageviews], el);
+  }
+
+  function startLive() {
+    var el = document.getElementById("live-chart");
+    var initial = readJSON("live-data");
+    var status = document.getElementById("live-status");
+    if (!el || !initial || !window.uPlot) return;
+    var xs = initial.map(function (p) { return p[0]; });
+    var ys = initial.map(function (p) { return p[1]; });
+    var chart = new uPlot({
+      width: width(el), height: 160,
+      series: [{}, { label: "Events/s", stroke: accent, fill: accent + "33", width: 2, paths: uPlot.paths.bars({ size: [0.8] }) }],
+      axes: [{ stroke: "#9ca3af", grid: { stroke: "#1f2937" } }, { stroke: "#9ca3af", grid: { stroke: "#1f2937" } }],
+      scales: { x: { time: true } },
+    }, [xs, ys], el);
+
+    function slide(now) {
+      while (xs[xs.length - 1] < now) { xs.push(xs[xs.length - 1] + 1); ys.push(0); xs.shift(); ys.shift(); }
+    }
+    setInterval(function () { slide(Math.floor(Date.now() / 1000)); chart.setData([xs, ys]); }, 1000);
+
+    var source = new EventSource(el.dataset.stream);
+    source.addEventListener("ready", function () { status.textContent = "live"; status.classList.add("on"); });
+    source.addEventListener("tick", function (msg) {
+      var tick = JSON.parse(msg.data);
+      var second = Math.floor(tick.ts_ms / 1000);
+      slide(second);
+      ys[ys.length - 1 - (xs[xs.length - 1] - second)] += tick.events;
+      chart.setData([xs, ys]);
+      el.dataset.liveEvents = String(Number(el.dataset.liveEvents || 0) + tick.events);
+      document.body.dispatchEvent(new CustomEvent("pulse:tick"));
+    });
+    source.onerror = function () { status.textContent = "reconnecting…"; status.classList.remove("on"); };
+  }
+
+  document.addEventListener("DOMContentLoaded", function () { drawSeries(); startLive(); });
+  document.addEventListener("htmx:afterSwap", drawSeries);
+})();
