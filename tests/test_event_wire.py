@@ -29,16 +29,23 @@ def _event(**fields: object) -> EventV1:
 
 
 def test_messages_written_before_engagement_existed_still_decode() -> None:
-    current = msgspec.msgpack.decode(encode(_event(engagement_ms=1500)))
-    old = msgspec.msgpack.encode(current[:-1])  # tag + the original eleven fields
+    current = msgspec.msgpack.decode(encode(_event(engagement_ms=1500, country="GB")))
+    old = msgspec.msgpack.encode(current[:12])  # tag + the original eleven fields
     assert decode(old) == _event()
     assert decode(old).engagement_ms == 0
     assert decode(encode(_event(engagement_ms=1500))).engagement_ms == 1500
 
 
-def test_engagement_reaches_its_column() -> None:
-    row = dict(zip(COLUMNS, to_row(_event(engagement_ms=1500), 0, 0), strict=True))
-    assert row["engagement_ms"] == 1500
+def test_messages_written_before_country_existed_still_decode() -> None:
+    current = msgspec.msgpack.decode(encode(_event(engagement_ms=1500, country="GB")))
+    old = msgspec.msgpack.encode(current[:-1])
+    assert decode(old) == _event(engagement_ms=1500)
+    assert decode(old).country == ""
+
+
+def test_engagement_and_country_reach_their_columns() -> None:
+    row = dict(zip(COLUMNS, to_row(_event(engagement_ms=1500, country="GB"), 0, 0), strict=True))
+    assert (row["engagement_ms"], row["country"]) == (1500, "GB")
 
 
 def test_first_party_visitor_id_is_stable_and_keyed_by_site_and_secret() -> None:

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+import msgspec
 import pytest
 from argon2 import PasswordHasher
 from sqlalchemy import make_url, text
@@ -19,9 +20,10 @@ from pulse.oltp.passwords import hash_password, needs_rehash, verify_password
 from pulse.settings import Settings
 
 OLTP_MIGRATIONS = Settings().migrations_dir / "oltp"
+ALL_MIGRATIONS = sorted(path.name for path in OLTP_MIGRATIONS.glob("*.sql"))
 
 PASSWORD = "correct horse battery"
-TABLES = ("tenants", "users", "memberships", "sites")
+TABLES = ("tenants", "users", "memberships", "sites", "visitor_salts")
 
 
 async def _count(engine: AsyncEngine, table: str) -> int:
@@ -49,9 +51,9 @@ def _write(directory: Path, files: dict[str, str]) -> Path:
 async def test_migrations_apply_then_reapply_as_no_op(oltp_url: str) -> None:
     engine = create_engine(oltp_url)
     try:
-        assert await apply_oltp_migrations(engine, OLTP_MIGRATIONS) == ["0001_accounts.sql"]
+        assert await apply_oltp_migrations(engine, OLTP_MIGRATIONS) == ALL_MIGRATIONS
         assert await apply_oltp_migrations(engine, OLTP_MIGRATIONS) == []
-        assert await _applied(engine) == ["0001_accounts.sql"]
+        assert await _applied(engine) == ALL_MIGRATIONS
         assert await _counts(engine) == dict.fromkeys(TABLES, 0)
     finally:
         await engine.dispose()
@@ -105,8 +107,8 @@ async def test_racing_processes_apply_each_migration_once(oltp_url: str) -> None
     engines = [create_engine(oltp_url) for _ in range(4)]
     try:
         results = await asyncio.gather(*(apply_oltp_migrations(e, OLTP_MIGRATIONS) for e in engines))
-        assert sorted(name for result in results for name in result) == ["0001_accounts.sql"]
-        assert await _applied(engines[0]) == ["0001_accounts.sql"]
+        assert sorted(name for result in results for name in result) == ALL_MIGRATIONS
+        assert await _applied(engines[0]) == ALL_MIGRATIONS
     finally:
         for engine in engines:
             await engine.dispose()
@@ -246,6 +248,30 @@ async def test_tenants_cannot_see_each_others_sites(accounts: Accounts) -> None:
     # The collector's unscoped lookup maps each public key to its own tenant.
     assert await accounts.find_site(site_a.id) == site_a
     assert await accounts.find_site(site_b.id) == site_b
+
+
+async def test_allowed_hosts_and_disabling_are_scoped_to_the_owning_tenant(accounts: Accounts) -> None:
+    owner = await accounts.create_tenant("Owner")
+    other = await accounts.create_tenant("Other")
+    site = await accounts.create_site(owner.id, "Shop", "shop.example")
+
+    updated = await accounts.set_allowed_hosts(
+        owner.id, site.id, ["Shop.Example.", "*.shop.example", "shop.example"]
+    )
+    assert updated.allowed_hosts == ("shop.example", "*.shop.example")
+    assert await accounts.find_site(site.id) == updated
+    assert (await accounts.set_disabled(owner.id, site.id, True)).disabled
+    assert (await accounts.find_site(site.id)).disabled  # type: ignore[union-attr]
+    for host in ("shop example", "*.", "-bad.example", "a" * 64 + ".example", "shop.example/path"):
+        with pytest.raises(ValueError, match="is not a hostname"):
+            await accounts.set_allowed_hosts(owner.id, site.id, [host])
+    with pytest.raises(ValueError, match="at most 50 allowed hosts"):
+        await accounts.set_allowed_hosts(owner.id, site.id, [f"h{i}.example" for i in range(51)])
+    with pytest.raises(ValueError, match="unknown site"):
+        await accounts.set_allowed_hosts(other.id, site.id, [])
+    with pytest.raises(ValueError, match="unknown site"):
+        await accounts.set_disabled(other.id, site.id, False)
+    assert await accounts.find_site(site.id) == msgspec.structs.replace(updated, disabled=True)
 
 
 def _invalid_calls(tenant_id: str) -> list[Callable[[Accounts], Awaitable[object]]]:

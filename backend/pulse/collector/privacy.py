@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import hashlib
 import ipaddress
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Protocol
 
 
 def client_ip(peer: str | None, forwarded_for: str | None, trusted_proxies: tuple[str, ...]) -> str:
@@ -20,10 +24,35 @@ def client_ip(peer: str | None, forwarded_for: str | None, trusted_proxies: tupl
     return peer
 
 
-def visitor_id(secret: str, site_id: str, ip: str, user_agent: str, now: datetime | None = None) -> int:
-    """A 64-bit visitor id that changes every UTC day, so visitors cannot be followed across days."""
-    day = (now or datetime.now(UTC)).strftime("%Y-%m-%d")
-    return _keyed_id(_derived_key(secret, day), site_id, ip, user_agent)
+class SaltSource(Protocol):
+    async def salt_for(self, day: str) -> bytes: ...
+
+
+class DailySalt:
+    """Today's salt, fetched once per UTC day per process, forgotten when the day ends."""
+
+    def __init__(self, source: SaltSource, clock: Callable[[], float] = time.time) -> None:
+        self._source = source
+        self._clock = clock
+        self._day = -1
+        self._salt = b""
+        self._lock = asyncio.Lock()
+
+    async def current(self) -> bytes:
+        day = int(self._clock() // 86_400)
+        if day == self._day:
+            return self._salt
+        async with self._lock:
+            if day != self._day:
+                name = datetime.fromtimestamp(day * 86_400, UTC).strftime("%Y-%m-%d")
+                self._salt = await self._source.salt_for(name)
+                self._day = day
+        return self._salt
+
+
+def visitor_id(salt: bytes, site_id: str, ip: str, user_agent: str) -> int:
+    """A 64-bit visitor id under the day's random salt, so visitors cannot be followed across days."""
+    return _keyed_id(salt, site_id, ip, user_agent)
 
 
 def first_party_visitor_id(secret: str, site_id: str, client_id: str) -> int:
@@ -37,7 +66,7 @@ def first_party_visitor_id(secret: str, site_id: str, client_id: str) -> int:
 
 @functools.lru_cache(maxsize=8)
 def _derived_key(secret: str, purpose: str) -> bytes:
-    """Derived once per day and purpose, not on every beacon."""
+    """Derived once per purpose, not on every beacon."""
     return hashlib.sha256(f"{secret}:{purpose}".encode()).digest()
 
 

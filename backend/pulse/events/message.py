@@ -24,6 +24,8 @@ class EventV1(msgspec.Struct, array_like=True, tag=1, frozen=True):
     props: dict[str, str]
     # Fields added later go last, with defaults, so messages already in the topic decode.
     engagement_ms: int = 0
+    # ISO 3166-1 alpha-2, '' when unknown; the IP it came from is never sent.
+    country: str = ""
 
 
 AnyEvent = EventV1

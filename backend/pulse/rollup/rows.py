@@ -25,6 +25,7 @@ COLUMNS = (
     "kafka_partition",
     "kafka_offset",
     "engagement_ms",
+    "country",
 )
 
 
@@ -45,6 +46,7 @@ def to_row(event: AnyEvent, partition: int, offset: int) -> list[Any]:
         partition,
         offset,
         event.engagement_ms,
+        event.country,
     ]
 
 
