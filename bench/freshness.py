@@ -29,6 +29,9 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from pulse.embedded.services import free_port
 
 SAMPLES = int(os.environ.get("BENCH_SAMPLES", "100"))
+BROWSER_UA = (
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
+)
 CSRF = re.compile(r'name="_csrf_token" value="([^"]+)"')
 
 
@@ -105,7 +108,8 @@ async def pipeline(
     accepted, ticked, counted = [], [], []
     async with (
         httpx.AsyncClient(base_url=dashboard, timeout=30) as browser,
-        httpx.AsyncClient(base_url=collector, timeout=30) as beacons,
+        # A browser's User-Agent: the collector drops scripts as bots before they reach Kafka.
+        httpx.AsyncClient(base_url=collector, timeout=30, headers={"user-agent": BROWSER_UA}) as beacons,
     ):
         form = await browser.get("/login")
         token_match = CSRF.search(form.text)

@@ -10,6 +10,7 @@ import msgspec
 from pulse.collector.app import create_collector_app
 from pulse.embedded.services import free_port, start_broker
 from stack import Stack, serving
+from visitor import BROWSER
 
 
 async def test_unreachable_broker_gets_503_with_retry_after(stack: Stack) -> None:
@@ -19,7 +20,7 @@ async def test_unreachable_broker_gets_503_with_retry_after(stack: Stack) -> Non
     )
     async with (
         serving(create_collector_app(settings), free_port()) as url,
-        httpx.AsyncClient(base_url=url) as client,
+        httpx.AsyncClient(base_url=url, headers=BROWSER) as client,
     ):
         health = (await client.get("/healthz")).json()
         response = await client.post("/api/event", content=f'{{"s": "{site}", "u": "https://a.example/"}}')
@@ -39,7 +40,7 @@ async def test_broker_lost_after_start_gets_503_not_202(stack: Stack) -> None:
     try:
         async with (
             serving(create_collector_app(settings), free_port()) as url,
-            httpx.AsyncClient(base_url=url, timeout=15) as client,
+            httpx.AsyncClient(base_url=url, timeout=15, headers=BROWSER) as client,
         ):
             for _ in range(50):
                 if (await client.get("/healthz")).json()["dependencies"]["kafka"]:

@@ -6,6 +6,7 @@ import httpx
 import pytest
 
 from stack import Stack
+from visitor import BROWSER
 
 VALID_URL = "https://shop.example/"
 
@@ -16,7 +17,7 @@ async def site(stack: Stack) -> str:
 
 
 async def _post(stack: Stack, path: str, body: bytes | str) -> httpx.Response:
-    async with httpx.AsyncClient(base_url=stack.collector) as client:
+    async with httpx.AsyncClient(base_url=stack.collector, headers=BROWSER) as client:
         return await client.post(path, content=body, headers={"content-type": "text/plain"})
 
 
@@ -88,7 +89,7 @@ async def test_oversize_body_is_refused_with_413(stack: Stack, site: str) -> Non
 
 
 async def test_valid_event_is_accepted_from_any_origin_without_preflight(stack: Stack, site: str) -> None:
-    async with httpx.AsyncClient(base_url=stack.collector) as client:
+    async with httpx.AsyncClient(base_url=stack.collector, headers=BROWSER) as client:
         response = await client.post(
             "/api/event",
             content=f'{{"s": "{site}", "u": "{VALID_URL}"}}',
@@ -100,7 +101,7 @@ async def test_valid_event_is_accepted_from_any_origin_without_preflight(stack: 
 
 
 async def test_tracker_script_is_served_with_etag(stack: Stack) -> None:
-    async with httpx.AsyncClient(base_url=stack.collector) as client:
+    async with httpx.AsyncClient(base_url=stack.collector, headers=BROWSER) as client:
         first = await client.get("/p.js")
         again = await client.get("/p.js", headers={"if-none-match": first.headers["etag"]})
         plain = await client.get("/p.js", headers={"accept-encoding": "identity"})

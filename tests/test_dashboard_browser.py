@@ -9,6 +9,7 @@ import pytest
 from playwright.async_api import Browser, expect
 
 from stack import Stack
+from visitor import BROWSER
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 
@@ -18,7 +19,7 @@ pytestmark = pytest.mark.browser
 async def test_login_overview_and_live_chart_moving(stack: Stack, browser: Browser) -> None:
     tenant = await stack.tenant("Browser")
     site = tenant.site.id
-    async with httpx.AsyncClient(base_url=stack.collector) as collector:
+    async with httpx.AsyncClient(base_url=stack.collector, headers=BROWSER) as collector:
         for i in range(12):
             await collector.post("/api/event", content=f'{{"s": "{site}", "u": "https://b.example/{i}"}}')
     # Counted before the page opens, so every tick the page sees later is from the live beacons.
@@ -38,7 +39,7 @@ async def test_login_overview_and_live_chart_moving(stack: Stack, browser: Brows
     await page.click(".site-name")
     await expect(page.locator("#stat-pageviews")).to_have_text("12", timeout=15_000)
     await expect(page.locator("#live-status")).to_have_text("live")
-    async with httpx.AsyncClient(base_url=stack.collector) as collector:
+    async with httpx.AsyncClient(base_url=stack.collector, headers=BROWSER) as collector:
         for i in range(3):
             await collector.post(
                 "/api/event", content=f'{{"s": "{site}", "u": "https://b.example/live/{i}"}}'

@@ -20,6 +20,7 @@ from grafana_files import (
 )
 from pulse.warehouse.client import Warehouse
 from stack import Stack
+from visitor import BROWSER
 
 
 def test_dashboards_have_unique_ids_and_known_datasources() -> None:
@@ -66,7 +67,7 @@ def test_alert_rules_pass_promtool() -> None:
 
 async def test_every_clickhouse_panel_returns_rows_for_seeded_data(stack: Stack) -> None:
     tenant = await stack.tenant("GrafanaSeed")
-    async with httpx.AsyncClient(base_url=stack.collector) as client:
+    async with httpx.AsyncClient(base_url=stack.collector, headers=BROWSER) as client:
         for i in range(30):
             name = "signup" if i % 5 == 0 else "pageview"
             body = f'{{"s": "{tenant.site.id}", "u": "https://g.example/{i}", "n": "{name}"}}'

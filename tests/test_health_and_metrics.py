@@ -5,12 +5,13 @@ from __future__ import annotations
 import httpx
 
 from stack import Stack
+from visitor import BROWSER
 
 
 async def test_each_role_reports_health_and_metrics(stack: Stack) -> None:
     site = (await stack.tenant("Metrics")).site.id
     rollup = f"http://127.0.0.1:{stack.settings.rollup_port}"
-    async with httpx.AsyncClient() as client:
+    async with httpx.AsyncClient(headers=BROWSER) as client:
         await client.post(
             f"{stack.collector}/api/event", content=f'{{"s": "{site}", "u": "https://m.example/"}}'
         )

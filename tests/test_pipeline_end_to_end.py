@@ -10,6 +10,7 @@ import msgspec
 
 from dashboard_client import login
 from stack import Stack
+from visitor import BROWSER
 
 SINGLES = 1000
 BATCHES = 100
@@ -41,7 +42,7 @@ async def test_events_are_counted_exactly_in_api_page_and_live_stream(stack: Sta
     total = SINGLES + BATCHES * BATCH_SIZE
     custom = sum(1 for i in range(total) if i % CUSTOM_EVERY == 0)
 
-    async with httpx.AsyncClient(base_url=stack.collector, timeout=30) as collector:
+    async with httpx.AsyncClient(base_url=stack.collector, timeout=30, headers=BROWSER) as collector:
         gate = asyncio.Semaphore(24)
 
         async def send_single(i: int) -> int:
@@ -102,7 +103,7 @@ async def test_live_stream_pushes_a_tick_when_an_event_arrives(stack: Stack) -> 
             assert stream.headers["content-type"].startswith("text/event-stream")
             lines = stream.aiter_lines()
             assert await anext(lines) == "event: ready"
-            async with httpx.AsyncClient(base_url=stack.collector) as collector:
+            async with httpx.AsyncClient(base_url=stack.collector, headers=BROWSER) as collector:
                 beacon = msgspec.json.encode({"s": site, "u": "https://live.example/"})
                 assert (await collector.post("/api/event", content=beacon)).status_code == 202
             tick = await asyncio.wait_for(_next_tick(lines), timeout=15)
@@ -124,7 +125,7 @@ async def _next_tick(lines: object) -> dict[str, object]:
 async def test_engagement_pings_are_stored_but_not_counted_as_events(stack: Stack) -> None:
     tenant = await stack.tenant("Engaged")
     site = tenant.site.id
-    async with httpx.AsyncClient(base_url=stack.collector) as collector:
+    async with httpx.AsyncClient(base_url=stack.collector, headers=BROWSER) as collector:
         for body in (
             {"s": site, "u": "https://e.example/read"},
             {"s": site, "u": "https://e.example/read", "n": "engagement", "e": 12_000},

@@ -18,6 +18,7 @@ from pulse.embedded.services import free_port, wait_for_port
 from pulse.loadgen.runner import run_load
 from pulse.loadgen.traffic import TrafficModel
 from stack import Stack
+from visitor import BROWSER
 
 SCRAPE_CONFIG = """
 global:
@@ -75,7 +76,7 @@ async def _poison(stack: Stack) -> None:
 async def _traffic(stack: Stack) -> None:
     tenant = await stack.tenant("Scraped")
     model = TrafficModel([(tenant.site.id, "scraped.example")], seed=3)
-    async with httpx.AsyncClient(base_url=stack.collector) as client:
+    async with httpx.AsyncClient(base_url=stack.collector, headers=BROWSER) as client:
         await client.post("/api/event", content=b'{"s": "no-such-site", "u": "https://x.example/"}')
         await client.post("/api/event", content=b"{broken")
     await _poison(stack)

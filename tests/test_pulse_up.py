@@ -13,6 +13,7 @@ import httpx
 
 from pulse.embedded.services import free_port
 from up_process import UpProcess, login_from_banner
+from visitor import BROWSER
 
 
 def _pageviews(dashboard: str, email: str, password: str, site: str) -> int:
@@ -37,7 +38,7 @@ def test_pulse_up_serves_counts_stops_cleanly_and_keeps_data(tmp_path: Path) -> 
     email, password, site = login_from_banner(first.output)
     for i in range(50):
         body = f'{{"s": "{site}", "u": "https://shop.example/page/{i}"}}'
-        assert httpx.post(f"{collector}/api/event", content=body).status_code == 202
+        assert httpx.post(f"{collector}/api/event", content=body, headers=BROWSER).status_code == 202
     deadline = time.monotonic() + 30
     while _pageviews(dashboard, email, password, site) != 50 and time.monotonic() < deadline:
         time.sleep(0.2)

@@ -6,6 +6,7 @@ import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from stack import Stack
+from visitor import BROWSER
 
 
 async def test_poison_message_is_dead_lettered_and_later_events_still_count(stack: Stack) -> None:
@@ -25,7 +26,7 @@ async def test_poison_message_is_dead_lettered_and_later_events_still_count(stac
             await producer.send_and_wait(settings.topic_raw, b"\xc1garbage", partition=partition)
     finally:
         await producer.stop()
-    async with httpx.AsyncClient(base_url=stack.collector) as client:
+    async with httpx.AsyncClient(base_url=stack.collector, headers=BROWSER) as client:
         for i in range(5):
             body = f'{{"s": "{site}", "u": "https://poison.example/{i}"}}'
             assert (await client.post("/api/event", content=body)).status_code == 202

@@ -15,6 +15,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from pulse.embedded.services import free_port
 from up_process import UpProcess, login_from_banner
+from visitor import BROWSER
 
 
 class Receiver:
@@ -66,7 +67,12 @@ def test_a_beacon_trace_reaches_the_clickhouse_insert(tmp_path: Path, receiver: 
     try:
         _, _, site = login_from_banner(up.output)
         body = f'{{"s": "{site}", "u": "https://traced.example/"}}'
-        assert httpx.post(f"http://127.0.0.1:{collector_port}/api/event", content=body).status_code == 202
+        assert (
+            httpx.post(
+                f"http://127.0.0.1:{collector_port}/api/event", content=body, headers=BROWSER
+            ).status_code
+            == 202
+        )
         deadline = time.monotonic() + 30
         while not receiver.named("clickhouse.insert") and time.monotonic() < deadline:
             time.sleep(0.2)

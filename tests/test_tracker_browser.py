@@ -21,6 +21,7 @@ from playwright.async_api import Browser, BrowserContext, Page
 from dashboard_client import login
 from stack import Stack
 from tracker_site import FIXTURES, ROOT, TrackerSite
+from visitor import USER_AGENT
 
 pytestmark = pytest.mark.browser
 
@@ -104,7 +105,7 @@ def tracker_site() -> Iterator[TrackerSite]:
 
 @pytest.fixture
 async def browsing(tracker_site: TrackerSite, browser: Browser) -> AsyncIterator[Browsing]:
-    context = await browser.new_context()
+    context = await browser.new_context(user_agent=USER_AGENT)
     session = Browsing(tracker_site, context)
     yield session
     await context.close()

@@ -1,8 +1,9 @@
-"""The ingest path as named steps: decode → resolve site → stamp → publish.
+"""The ingest path as named steps: decode → screen → resolve site → limit → stamp → publish.
 
 Each refusal carries a reason that is counted in `events_dropped{reason}` and returned
 to the client; a batch is accepted or refused whole, so a client never has to guess
-which half of it was kept.
+which half of it was kept. Bots are the exception that proves the rule: they get a 202
+and nothing is stored, because telling a bot it was recognised only teaches it to hide.
 """
 
 from __future__ import annotations
@@ -10,25 +11,31 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import msgspec
 
-from pulse.collector.privacy import first_party_visitor_id, visitor_id
+from pulse.collector.bots import is_bot
+from pulse.collector.geo import CountryLookup
+from pulse.collector.limits import RateLimiter, retry_after_s
+from pulse.collector.privacy import DailySalt, first_party_visitor_id, visitor_id
 from pulse.collector.sites import SiteDirectory, SiteRecord
 from pulse.events.beacon import Beacon, BeaconError, decode_batch, decode_single
 from pulse.events.message import EventV1
-from pulse.kafka.publisher import EventPublisher
+from pulse.kafka.publisher import BrokerUnavailable, EventPublisher
 from pulse.settings import Settings
 from pulse.telemetry.metrics import Metrics
 from pulse.telemetry.tracing import Tracing
 
 
 class Rejection(Exception):
-    def __init__(self, status: int, reason: str, field: str) -> None:
+    def __init__(self, status: int, reason: str, field: str, retry_after_s: int | None = None) -> None:
         super().__init__(reason)
         self.status = status
         self.reason = reason
         self.field = field
+        self.retry_after_s = retry_after_s
 
 
 class RequestContext(msgspec.Struct, frozen=True):
@@ -36,11 +43,22 @@ class RequestContext(msgspec.Struct, frozen=True):
     user_agent: str
 
 
+@dataclass(frozen=True, slots=True)
+class Edge:
+    """What the collector knows that the rest of the pipeline must not: where beacons come from."""
+
+    salt: DailySalt
+    countries: CountryLookup
+    per_ip: RateLimiter
+    per_site: RateLimiter
+
+
 class Ingest:
     def __init__(
         self,
         settings: Settings,
         sites: SiteDirectory,
+        edge: Edge,
         publisher: EventPublisher,
         metrics: Metrics,
         tracing: Tracing,
@@ -48,6 +66,7 @@ class Ingest:
         self._tracing = tracing
         self._settings = settings
         self._sites = sites
+        self._edge = edge
         self._publisher = publisher
         self._metrics = metrics
 
@@ -67,15 +86,35 @@ class Ingest:
             raise Rejection(400, exc.reason, exc.field) from exc
 
     async def _accept(self, beacons: list[Beacon], ctx: RequestContext) -> int:
+        if self._settings.bot_filter and is_bot(ctx.user_agent):
+            self._drop("bot", len(beacons))
+            return 0
+        self._limit(self._edge.per_ip, ctx.ip, len(beacons), "rate_limited_ip", "this address")
         sites = await self._resolve_all(beacons)
+        self._check_hosts(beacons, sites)
+        for site_id in sites:
+            cost = sum(1 for b in beacons if b.s == site_id)
+            self._limit(self._edge.per_site, site_id, cost, "rate_limited_site", f"site {site_id!r}")
+        salt = await self._edge.salt.current()
+        country = self._edge.countries.country(ctx.ip)
         now_ms = int(time.time() * 1000)
-        events = [self._stamp(b, sites[b.s], ctx, now_ms) for b in beacons]
+        events = [self._stamp(b, sites[b.s], ctx, salt, country, now_ms) for b in beacons]
         with self._tracing.span("collector.ingest") as span:
             if span is not None:
                 span.set_attribute("pulse.events", len(events))
-            await self._publisher.publish(events, self._tracing.headers())
+            try:
+                await self._publisher.publish(events, self._tracing.headers())
+            except BrokerUnavailable as exc:
+                self._drop(exc.reason, len(events))
+                raise
         self._metrics.events_accepted.add(len(events))
         return len(events)
+
+    def _limit(self, limiter: RateLimiter, key: str, cost: int, reason: str, who: str) -> None:
+        wait = limiter.take(key, cost)
+        if wait > 0:
+            self._drop(reason, cost)
+            raise Rejection(429, f"too many events from {who}; slow down", "", retry_after_s(wait))
 
     async def _resolve_all(self, beacons: list[Beacon]) -> dict[str, SiteRecord]:
         resolved: dict[str, SiteRecord] = {}
@@ -83,7 +122,7 @@ class Ingest:
             if beacon.s in resolved:
                 continue
             site = await self._sites.resolve(beacon.s)
-            at = "$.s" if len(beacons) == 1 else f"$[{index}].s"
+            at = _path(beacons, index, "s")
             if site is None:
                 self._drop("unknown_site", len(beacons))
                 raise Rejection(404, f"unknown site key {beacon.s!r}", at)
@@ -93,7 +132,18 @@ class Ingest:
             resolved[beacon.s] = site
         return resolved
 
-    def _stamp(self, beacon: Beacon, site: SiteRecord, ctx: RequestContext, now_ms: int) -> EventV1:
+    def _check_hosts(self, beacons: list[Beacon], sites: dict[str, SiteRecord]) -> None:
+        for index, beacon in enumerate(beacons):
+            host = urlsplit(beacon.u).hostname or ""
+            if not sites[beacon.s].accepts_host(host):
+                self._drop("host_not_allowed", len(beacons))
+                raise Rejection(
+                    403, f"site {beacon.s!r} does not accept events from {host!r}", _path(beacons, index, "u")
+                )
+
+    def _stamp(
+        self, beacon: Beacon, site: SiteRecord, ctx: RequestContext, salt: bytes, country: str, now_ms: int
+    ) -> EventV1:
         return EventV1(
             event_id=os.urandom(16),
             tenant_id=site.tenant_id,
@@ -102,18 +152,22 @@ class Ingest:
             name=beacon.n,
             url=beacon.u,
             referrer=beacon.r,
-            visitor_id=self._visitor(beacon, site, ctx),
+            visitor_id=self._visitor(beacon, site, ctx, salt),
             user_agent=ctx.user_agent[:512],
             screen_width=beacon.w,
             props=beacon.p or {},
             engagement_ms=beacon.e,
+            country=country,
         )
 
-    def _visitor(self, beacon: Beacon, site: SiteRecord, ctx: RequestContext) -> int:
-        secret = self._settings.secret_key
+    def _visitor(self, beacon: Beacon, site: SiteRecord, ctx: RequestContext, salt: bytes) -> int:
         if beacon.i is not None:
-            return first_party_visitor_id(secret, site.site_id, beacon.i)
-        return visitor_id(secret, site.site_id, ctx.ip, ctx.user_agent)
+            return first_party_visitor_id(self._settings.secret_key, site.site_id, beacon.i)
+        return visitor_id(salt, site.site_id, ctx.ip, ctx.user_agent)
 
     def _drop(self, reason: str, count: int) -> None:
         self._metrics.events_dropped.add(count, {"reason": reason})
+
+
+def _path(beacons: list[Beacon], index: int, field: str) -> str:
+    return f"$.{field}" if len(beacons) == 1 else f"$[{index}].{field}"

@@ -14,4 +14,9 @@ class AccountsSiteSource:
         site = await self._accounts.find_site(site_id)
         if site is None:
             return None
-        return SiteRecord(site_id=site.id, tenant_id=site.tenant_id, disabled=site.disabled)
+        return SiteRecord(
+            site_id=site.id,
+            tenant_id=site.tenant_id,
+            disabled=site.disabled,
+            allowed_hosts=site.allowed_hosts,
+        )

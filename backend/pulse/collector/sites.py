@@ -13,6 +13,17 @@ class SiteRecord(msgspec.Struct, frozen=True):
     site_id: str
     tenant_id: str
     disabled: bool
+    allowed_hosts: tuple[str, ...] = ()
+
+    def accepts_host(self, host: str) -> bool:
+        """Exact names match themselves; `*.shop.example` matches every subdomain of shop.example."""
+        if not self.allowed_hosts:
+            return True
+        host = host.lower().rstrip(".")
+        return any(
+            host.endswith(pattern[1:]) if pattern.startswith("*.") else host == pattern
+            for pattern in self.allowed_hosts
+        )
 
 
 class SiteSource(Protocol):

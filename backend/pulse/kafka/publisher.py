@@ -27,6 +27,16 @@ log = logging.getLogger(__name__)
 class BrokerUnavailable(Exception):
     """Kafka did not acknowledge in time; the caller must not claim the events were kept."""
 
+    reason = "broker_unavailable"
+    retry_after_s = 5
+
+
+class Overloaded(BrokerUnavailable):
+    """Too many events await acknowledgement; refusing more keeps memory bounded."""
+
+    reason = "overloaded"
+    retry_after_s = 1
+
 
 class EventPublisher:
     def __init__(self, settings: Settings, metrics: Metrics) -> None:
@@ -34,21 +44,29 @@ class EventPublisher:
         self._metrics = metrics
         self._producer: AIOKafkaProducer | None = None
         self._connecting: asyncio.Task[None] | None = None
+        self._in_flight = 0
 
     async def start(self) -> None:
-        """Connect in the background so the collector serves (with 503s) while the broker is down."""
-        self._connecting = asyncio.create_task(self._connect_forever())
+        """Connect in the background so the collector serves (with 503s) while the broker is down.
 
-    async def _connect_forever(self) -> None:
+        The first producer is built here, so a configuration it rejects stops the start.
+        """
+        self._connecting = asyncio.create_task(self._connect_forever(self._new_producer()))
+
+    def _new_producer(self) -> AIOKafkaProducer:
+        compression = self._settings.produce_compression
+        return AIOKafkaProducer(
+            bootstrap_servers=self._settings.kafka_bootstrap_servers,
+            acks="all",
+            linger_ms=2,
+            compression_type=None if compression == "none" else compression,
+            request_timeout_ms=int(self._settings.produce_timeout_s * 1000),
+            max_batch_size=256 * 1024,
+        )
+
+    async def _connect_forever(self, producer: AIOKafkaProducer) -> None:
         delay = 0.2
         while self._producer is None:
-            producer = AIOKafkaProducer(
-                bootstrap_servers=self._settings.kafka_bootstrap_servers,
-                acks="all",
-                linger_ms=2,
-                request_timeout_ms=int(self._settings.produce_timeout_s * 1000),
-                max_batch_size=256 * 1024,
-            )
             try:
                 await ensure_topics(self._settings)
                 await producer.start()
@@ -57,6 +75,7 @@ class EventPublisher:
                 await producer.stop()
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
+                producer = self._new_producer()
             else:
                 self._producer = producer
 
@@ -68,8 +87,11 @@ class EventPublisher:
         producer = self._producer
         if producer is None:
             raise BrokerUnavailable("not connected to the broker")
+        if self._in_flight + len(events) > self._settings.max_in_flight_events:
+            raise Overloaded(f"{self._in_flight} events await the broker's acknowledgement")
         started = time.perf_counter()
         topic = self._settings.topic_raw
+        self._in_flight += len(events)
         try:
             async with asyncio.timeout(self._settings.produce_timeout_s):
                 futures = [
@@ -80,6 +102,8 @@ class EventPublisher:
         except (KafkaError, TimeoutError) as exc:
             self._metrics.produce_errors.add(1)
             raise BrokerUnavailable(str(exc) or type(exc).__name__) from exc
+        finally:
+            self._in_flight -= len(events)
         self._metrics.produce_latency.record((time.perf_counter() - started) * 1000)
 
     async def stop(self) -> None:

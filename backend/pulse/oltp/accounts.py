@@ -34,6 +34,8 @@ SITE_ID_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"
 # without a round trip, and SQLite and PostgreSQL (which rejects NUL in text) answer alike.
 _SITE_ID = re.compile(f"[{SITE_ID_ALPHABET}]{{{SITE_ID_LENGTH}}}")
 _HEX_ID = re.compile("[0-9a-f]{32}")
+_HOST_LABEL = re.compile("[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
+MAX_ALLOWED_HOSTS = 50
 
 
 class Tenant(msgspec.Struct, frozen=True, kw_only=True):
@@ -49,6 +51,8 @@ class Site(msgspec.Struct, frozen=True, kw_only=True):
     domain: str
     disabled: bool
     created_at: int
+    # Hostnames the collector accepts this site's events from; empty accepts any.
+    allowed_hosts: tuple[str, ...] = ()
 
 
 class Membership(msgspec.Struct, frozen=True, kw_only=True):
@@ -96,6 +100,7 @@ _sites = Table(
     Column("domain", Text),
     Column("disabled", Integer),
     Column("created_at", BigInteger),
+    Column("allowed_hosts", Text),
 )
 
 # A user normally belongs to one tenant; with several, the oldest tenant is the one they sign in to.
@@ -188,7 +193,7 @@ class Accounts:
             disabled=False,
             created_at=_now_ms(),
         )
-        values = msgspec.structs.asdict(site) | {"disabled": 0}
+        values = msgspec.structs.asdict(site) | {"disabled": 0, "allowed_hosts": ""}
         try:
             async with self._engine.begin() as conn:
                 await conn.execute(_sites.insert().values(values))
@@ -202,6 +207,35 @@ class Accounts:
         return await self._one_site(
             select(_sites).where(_sites.c.id == site_id, _sites.c.tenant_id == tenant_id)
         )
+
+    async def set_disabled(self, tenant_id: str, site_id: str, disabled: bool) -> Site:
+        """A disabled site keeps its data; the collector refuses its events once its cache expires."""
+        site = await self.get_site(tenant_id, site_id)
+        if site is None:
+            raise ValueError(f"unknown site {site_id!r}")
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                update(_sites)
+                .where(_sites.c.id == site_id, _sites.c.tenant_id == tenant_id)
+                .values(disabled=int(disabled))
+            )
+        return msgspec.structs.replace(site, disabled=disabled)
+
+    async def set_allowed_hosts(self, tenant_id: str, site_id: str, hosts: list[str]) -> Site:
+        """Replace the site's allowed hosts; an empty list accepts events from any host."""
+        checked = tuple(dict.fromkeys(_checked_host(h) for h in hosts))
+        if len(checked) > MAX_ALLOWED_HOSTS:
+            raise ValueError(f"at most {MAX_ALLOWED_HOSTS} allowed hosts per site")
+        site = await self.get_site(tenant_id, site_id)
+        if site is None:
+            raise ValueError(f"unknown site {site_id!r}")
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                update(_sites)
+                .where(_sites.c.id == site_id, _sites.c.tenant_id == tenant_id)
+                .values(allowed_hosts=",".join(checked))
+            )
+        return msgspec.structs.replace(site, allowed_hosts=checked)
 
     async def list_sites(self, tenant_id: str) -> list[Site]:
         if not _HEX_ID.fullmatch(tenant_id):
@@ -253,6 +287,16 @@ def _checked_text(value: str, field: str) -> str:
     return value
 
 
+def _checked_host(host: str) -> str:
+    """A hostname, or `*.` and a hostname for every subdomain of it."""
+    host = host.strip().lower().rstrip(".")
+    bare = host.removeprefix("*.")
+    labels = bare.split(".")
+    if len(host) > 253 or not all(_HOST_LABEL.fullmatch(label) for label in labels):
+        raise ValueError(f"{host!r} is not a hostname (like shop.example or *.shop.example)")
+    return host
+
+
 def _checked_email(email: str) -> str:
     email = email.strip().lower()
     local, _, domain = email.partition("@")
@@ -288,6 +332,7 @@ def _site(row: Row[*tuple[Any, ...]]) -> Site:
         domain=row.domain,
         disabled=bool(row.disabled),
         created_at=row.created_at,
+        allowed_hosts=tuple(h for h in (row.allowed_hosts or "").split(",") if h),
     )
 
 

@@ -52,7 +52,19 @@ LATENCY_BUCKETS_MS = (
 SIZE_BUCKETS = (1, 10, 50, 100, 500, 1000, 2500, 5000, 10000, 50000)
 
 # Every reason an event can be refused or discarded; each is a label of events_dropped_total.
-DROP_REASONS = ("invalid", "too_large", "unknown_site", "site_disabled", "poison_message")
+DROP_REASONS = (
+    "invalid",
+    "too_large",
+    "unknown_site",
+    "site_disabled",
+    "host_not_allowed",
+    "bot",
+    "rate_limited_ip",
+    "rate_limited_site",
+    "broker_unavailable",
+    "overloaded",
+    "poison_message",
+)
 
 LagSource = Callable[[], Mapping[tuple[str, int], int]]
 
