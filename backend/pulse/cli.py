@@ -8,7 +8,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from pulse.settings import load_settings
+from pulse.settings import Settings, load_settings
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -25,6 +25,14 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("roles", nargs="+", choices=["collector", "rollup", "dashboard"])
 
     sub.add_parser("migrate", help="apply ClickHouse and OLTP migrations (idempotent)")
+
+    site = sub.add_parser("site", help="change a site, addressed by its key")
+    site_sub = site.add_subparsers(dest="site_command", required=True)
+    hosts = site_sub.add_parser("hosts", help="accept events only from these hostnames (none: any host)")
+    hosts.add_argument("key")
+    hosts.add_argument("hosts", nargs="*", metavar="HOST", help="shop.example or *.shop.example")
+    for action in ("disable", "enable"):
+        site_sub.add_parser(action, help=f"{action} collecting for the site").add_argument("key")
 
     load = sub.add_parser("loadgen", help="send realistic traffic through a running collector")
     load.add_argument("--url", help="collector base URL (default: this installation's)")
@@ -58,11 +66,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         applied = asyncio.run(migrate(settings))
         print(f"applied {len(applied.clickhouse)} ClickHouse and {len(applied.oltp)} OLTP migrations")
         return 0
+    if args.command == "site":
+        return _site(settings, args)
     if args.command == "loadgen":
         from pulse.loadgen.cli import loadgen
 
         return loadgen(settings, args)
     return 2
+
+
+def _site(settings: Settings, args: argparse.Namespace) -> int:
+    from pulse import site_admin
+
+    try:
+        if args.site_command == "hosts":
+            site = asyncio.run(site_admin.set_hosts(settings, args.key, args.hosts))
+        else:
+            site = asyncio.run(site_admin.set_disabled(settings, args.key, args.site_command == "disable"))
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    hosts = ", ".join(site.allowed_hosts) or "any host"
+    state = "disabled" if site.disabled else "collecting"
+    print(f"{site.id} ({site.name}): {state}, accepts events from {hosts}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -1,0 +1,38 @@
+"""Operator commands on a site, addressed by its public key: `pulse site ...`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+
+from pulse.oltp.accounts import Accounts, Site
+from pulse.oltp.db import create_engine
+from pulse.settings import Settings
+
+
+async def set_hosts(settings: Settings, site_id: str, hosts: Sequence[str]) -> Site:
+    async with _accounts(settings) as accounts:
+        site = await _find(accounts, site_id)
+        return await accounts.set_allowed_hosts(site.tenant_id, site.id, list(hosts))
+
+
+async def set_disabled(settings: Settings, site_id: str, disabled: bool) -> Site:
+    async with _accounts(settings) as accounts:
+        site = await _find(accounts, site_id)
+        return await accounts.set_disabled(site.tenant_id, site.id, disabled)
+
+
+async def _find(accounts: Accounts, site_id: str) -> Site:
+    site = await accounts.find_site(site_id)
+    if site is None:
+        raise ValueError(f"no site with key {site_id!r}")
+    return site
+
+
+@asynccontextmanager
+async def _accounts(settings: Settings) -> AsyncIterator[Accounts]:
+    engine = create_engine(settings.effective_database_url)
+    try:
+        yield Accounts(engine)
+    finally:
+        await engine.dispose()

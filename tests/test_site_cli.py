@@ -1,0 +1,56 @@
+"""`pulse site`: an operator restricts a site to its hosts or stops it collecting, by site key."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from pulse.migrate import migrate
+from pulse.oltp.accounts import Accounts
+from pulse.oltp.db import create_engine
+from pulse.settings import load_settings
+
+
+def _pulse(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PULSE_HOME": str(home)}
+    for name in ("KAFKA_BOOTSTRAP_SERVERS", "CLICKHOUSE_URL", "REDIS_URL", "DATABASE_URL"):
+        env.pop(name, None)
+    return subprocess.run(
+        [sys.executable, "-m", "pulse", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+async def test_site_hosts_and_disable_change_what_the_collector_reads(tmp_path: Path) -> None:
+    settings = load_settings({"PULSE_HOME": str(tmp_path)})
+    await migrate(settings)
+    engine = create_engine(settings.effective_database_url)
+    accounts = Accounts(engine)
+    try:
+        tenant = await accounts.create_tenant("Cli")
+        site = await accounts.create_site(tenant.id, "Shop", "shop.example")
+
+        hosts = _pulse(tmp_path, "site", "hosts", site.id, "Shop.example", "*.shop.example")
+        assert hosts.returncode == 0, hosts.stderr
+        assert "accepts events from shop.example, *.shop.example" in hosts.stdout
+        assert (await accounts.find_site(site.id)).allowed_hosts == ("shop.example", "*.shop.example")  # type: ignore[union-attr]
+
+        bad = _pulse(tmp_path, "site", "hosts", site.id, "shop example")
+        assert bad.returncode == 1
+        assert "'shop example' is not a hostname" in bad.stderr
+
+        assert "disabled" in _pulse(tmp_path, "site", "disable", site.id).stdout
+        assert (await accounts.find_site(site.id)).disabled  # type: ignore[union-attr]
+        assert "any host" in _pulse(tmp_path, "site", "hosts", site.id).stdout
+
+        unknown = _pulse(tmp_path, "site", "enable", "nosuchsite00")
+        assert unknown.returncode == 1
+        assert "no site with key 'nosuchsite00'" in unknown.stderr
+    finally:
+        await engine.dispose()
