@@ -18,7 +18,7 @@ from pulse.collector.geo import country_lookup
 from pulse.collector.ingest import Edge, Ingest, Rejection
 from pulse.collector.limits import RateLimiter
 from pulse.collector.privacy import DailySalt
-from pulse.collector.routes import EventController, pinned_tracker_script, tracker_script
+from pulse.collector.routes import event_controller, pinned_tracker_script, tracker_script
 from pulse.collector.site_source import AccountsSiteSource
 from pulse.collector.sites import SiteDirectory
 from pulse.collector.tracker import TrackerScript
@@ -82,7 +82,7 @@ def create_collector_app(settings: Settings, tracing: Tracing | None = None) -> 
 
     app = Litestar(
         route_handlers=[
-            EventController,
+            event_controller(settings),
             tracker_script,
             pinned_tracker_script(tracker.asset.versioned_name),
             health_handler("collector", lambda: {"kafka": publisher.ready}),

@@ -92,9 +92,18 @@ def _explain(message: str, path: str) -> str:
     return f"{message} (field `{leaf}`: {name})" if name else message
 
 
+def _is_page_url(url: str) -> bool:
+    try:
+        parts = urlsplit(url)
+        # Reading the host can fail too, on a bracketed host that is not an IP address.
+        return parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:
+        # Unbalanced brackets, or characters that normalise to URL delimiters.
+        return False
+
+
 def _check(beacon: Beacon, at: str) -> None:
-    parts = urlsplit(beacon.u)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    if not _is_page_url(beacon.u):
         raise BeaconError("url must be an absolute http(s) URL with a host (field `u`: url)", f"{at}.u")
     if beacon.p is not None and len(beacon.p) > MAX_PROPS:
         raise BeaconError(f"at most {MAX_PROPS} props are allowed (field `p`: props)", f"{at}.p")
