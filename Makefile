@@ -4,7 +4,7 @@ SHELL := /bin/bash
 # Every target sets up (or checks) its environment first, so a fresh clone needs nothing else.
 UV = "$$(scripts/setup.sh $(SETUP_FLAGS) | tail -n 1)"
 
-.PHONY: help up demo test lint format bench bench-freshness bench-metrics vendor clean
+.PHONY: help up demo test lint format bench bench-freshness bench-metrics bench-collector vendor clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -25,7 +25,7 @@ lint: ## ruff, ruff format --check and mypy
 format: ## Apply ruff's fixes and formatting
 	@uv=$(UV) && $$uv run ruff check --fix backend tests bench && $$uv run ruff format backend tests bench
 
-bench: bench-freshness bench-metrics ## All benchmarks
+bench: bench-freshness bench-metrics bench-collector ## All benchmarks
 
 bench-freshness: ## Beacon-to-visible latency of pulse up, against a bare Kafka round trip
 	@$(UV) run python bench/freshness.py
@@ -33,6 +33,10 @@ bench-freshness: ## Beacon-to-visible latency of pulse up, against a bare Kafka 
 bench-metrics: SETUP_FLAGS = --bench
 bench-metrics: ## Collector throughput with metrics on and off (wrk)
 	@$(UV) run python bench/metrics_overhead.py
+
+bench-collector: SETUP_FLAGS = --bench
+bench-collector: ## Collector single and batched throughput against a bare Litestar endpoint (wrk)
+	@$(UV) run python bench/collector.py
 
 vendor: ## Refresh the vendored front-end libraries from npm
 	cd ui && npm ci --no-audit --no-fund
