@@ -56,9 +56,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return up(settings, demo_traffic=args.demo_traffic, rate=args.rate)
     if args.command == "run":
-        from pulse.roles import run_roles
+        from pulse.roles import serve
 
-        asyncio.run(run_roles(settings, args.roles))
+        serve(settings, args.roles)
         return 0
     if args.command == "migrate":
         from pulse.migrate import migrate

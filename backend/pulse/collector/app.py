@@ -18,7 +18,7 @@ from pulse.collector.geo import country_lookup
 from pulse.collector.ingest import Edge, Ingest, Rejection
 from pulse.collector.limits import RateLimiter
 from pulse.collector.privacy import DailySalt
-from pulse.collector.routes import event_controller, pinned_tracker_script, tracker_script
+from pulse.collector.routes import event_routes, pinned_tracker_script, tracker_script
 from pulse.collector.site_source import AccountsSiteSource
 from pulse.collector.sites import SiteDirectory
 from pulse.collector.tracker import TrackerScript
@@ -82,15 +82,13 @@ def create_collector_app(settings: Settings, tracing: Tracing | None = None) -> 
 
     app = Litestar(
         route_handlers=[
-            event_controller(settings),
+            *event_routes(ingest, settings),
             tracker_script,
             pinned_tracker_script(tracker.asset.versioned_name),
             health_handler("collector", lambda: {"kafka": publisher.ready}),
             metrics,
         ],
         dependencies={
-            "ingest": Provide(lambda: ingest, sync_to_thread=False),
-            "settings": Provide(lambda: settings, sync_to_thread=False),
             "tracker": Provide(lambda: tracker, sync_to_thread=False),
         },
         exception_handlers={

@@ -6,7 +6,7 @@ signatures. The operations here describe it instead, from the same msgspec types
 decode it: `Beacon` for the body, `Accepted`/`Refusal`/`Failure` for the answers. Only
 what the types cannot carry is added by hand: the checks `pulse.events.beacon` runs after
 decoding (an absolute http(s) URL with a host, at most MAX_PROPS props) and the limits.
-The 202 body is Litestar's own, from the handlers' return type `Accepted`.
+The handlers answer 202 with a pre-encoded `Accepted`, described here too.
 """
 
 from __future__ import annotations
@@ -125,9 +125,13 @@ def request_body(schema: dict[str, Any], example: object, what: str) -> dict[str
     }
 
 
-def error_responses(max_body_bytes: int, refused: str) -> dict[str, Any]:
-    """Every refusal the collector answers with; 202 comes from the handler's return type."""
+def responses(max_body_bytes: int, refused: str) -> dict[str, Any]:
+    """Every answer the collector gives: 202 and each refusal."""
     return {
+        "202": {
+            "description": "Recorded; for a bot, dropped without a word (accepted is 0).",
+            "content": _json(Accepted),
+        },
         "400": {"description": f"{refused} `field` is the JSON path at fault.", "content": _json(Refusal)},
         "403": {
             "description": "The site is disabled, or does not accept events from the URL's host.",
@@ -156,7 +160,7 @@ def event_operation(max_body_bytes: int) -> type[Operation]:
         def to_schema(self) -> dict[str, Any]:
             schema = super().to_schema()
             schema["requestBody"] = request_body(beacon_schema(), EXAMPLE, "One event")
-            schema["responses"] |= error_responses(max_body_bytes, "The body is not one valid event.")
+            schema["responses"] = responses(max_body_bytes, "The body is not one valid event.")
             return schema
 
     return EventOperation
@@ -173,7 +177,7 @@ def batch_operation(max_events: int, max_body_bytes: int) -> type[Operation]:
             schema["requestBody"] = request_body(
                 batch_schema(max_events), example, f"An array of 1 to {max_events} events"
             )
-            schema["responses"] |= error_responses(
+            schema["responses"] = responses(
                 max_body_bytes, f"The body is not an array of 1 to {max_events} valid events."
             )
             return schema
