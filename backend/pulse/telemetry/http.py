@@ -30,13 +30,10 @@ def http_metrics(role: str, metrics: Metrics) -> Callable[[ASGIApp], ASGIApp]:
 
             async def send_measured(message: Message) -> None:
                 if message["type"] == "http.response.start":
-                    route = {
-                        "role": role,
-                        "route": scope.get("path_template", "unmatched"),
-                        "method": scope["method"],
-                    }
-                    metrics.http_duration.record((time.perf_counter() - started) * 1000, route)
-                    metrics.http_requests.add(1, {**route, "status": str(message["status"])})
+                    # Label values in the order the instruments declare: role, route, method(, status).
+                    route = (role, scope.get("path_template", "unmatched"), scope["method"])
+                    metrics.http_duration.record_values((time.perf_counter() - started) * 1000, route)
+                    metrics.http_requests.add_values(1, (*route, str(message["status"])))
                 await send(message)
 
             await app(scope, receive, send_measured)
