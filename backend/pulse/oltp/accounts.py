@@ -210,15 +210,7 @@ class Accounts:
 
     async def set_disabled(self, tenant_id: str, site_id: str, disabled: bool) -> Site:
         """A disabled site keeps its data; the collector refuses its events once its cache expires."""
-        site = await self.get_site(tenant_id, site_id)
-        if site is None:
-            raise ValueError(f"unknown site {site_id!r}")
-        async with self._engine.begin() as conn:
-            await conn.execute(
-                update(_sites)
-                .where(_sites.c.id == site_id, _sites.c.tenant_id == tenant_id)
-                .values(disabled=int(disabled))
-            )
+        site = await self._update_site(tenant_id, site_id, disabled=int(disabled))
         return msgspec.structs.replace(site, disabled=disabled)
 
     async def set_allowed_hosts(self, tenant_id: str, site_id: str, hosts: list[str]) -> Site:
@@ -226,16 +218,19 @@ class Accounts:
         checked = tuple(dict.fromkeys(_checked_host(h) for h in hosts))
         if len(checked) > MAX_ALLOWED_HOSTS:
             raise ValueError(f"at most {MAX_ALLOWED_HOSTS} allowed hosts per site")
+        site = await self._update_site(tenant_id, site_id, allowed_hosts=",".join(checked))
+        return msgspec.structs.replace(site, allowed_hosts=checked)
+
+    async def _update_site(self, tenant_id: str, site_id: str, **values: object) -> Site:
+        """Scoped to the owning tenant: another tenant's site is as unknown as a missing one."""
         site = await self.get_site(tenant_id, site_id)
         if site is None:
             raise ValueError(f"unknown site {site_id!r}")
         async with self._engine.begin() as conn:
             await conn.execute(
-                update(_sites)
-                .where(_sites.c.id == site_id, _sites.c.tenant_id == tenant_id)
-                .values(allowed_hosts=",".join(checked))
+                update(_sites).where(_sites.c.id == site_id, _sites.c.tenant_id == tenant_id).values(**values)
             )
-        return msgspec.structs.replace(site, allowed_hosts=checked)
+        return site
 
     async def list_sites(self, tenant_id: str) -> list[Site]:
         if not _HEX_ID.fullmatch(tenant_id):
