@@ -17,11 +17,11 @@ from urllib.parse import urlsplit
 
 import msgspec
 
-from pulse.collector.bots import is_bot
 from pulse.collector.geo import CountryLookup
 from pulse.collector.limits import RateLimiter, retry_after_s
 from pulse.collector.privacy import DailySalt, first_party_visitor_id, visitor_id
 from pulse.collector.sites import SiteDirectory, SiteRecord
+from pulse.enrichment.bots import is_bot
 from pulse.events.beacon import Beacon, BeaconError, decode_batch, decode_single
 from pulse.events.message import EventV1
 from pulse.kafka.publisher import BrokerUnavailable, EventPublisher

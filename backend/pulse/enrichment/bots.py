@@ -1,4 +1,5 @@
-"""Obvious bots, recognised by User-Agent before anything is stored.
+"""Obvious bots, recognised by User-Agent: by the collector before anything is stored, and by
+the rollup worker, whose device type says ``bot`` for the same User-Agents.
 
 crawlerdetect carries the maintained pattern list of the CrawlerDetect project (crawlers,
 headless browsers, HTTP libraries, monitoring services). Matching is a large regular
