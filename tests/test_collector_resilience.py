@@ -10,30 +10,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
-import os
 import signal
 import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import msgspec
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from load import Load, kill, role_process, topic_events
 from pulse.collector.app import create_collector_app
 from pulse.embedded.services import free_port, start_broker
-from pulse.events.message import decode
 from pulse.oltp.accounts import Accounts
 from pulse.oltp.db import create_engine
 from pulse.oltp.migrate import apply_oltp_migrations
 from pulse.settings import Settings, load_settings
 from stack import Stack, serving
-from visitor import BROWSER
 
-CLIENTS = 6
 PRODUCE_TIMEOUT_S = 1.0
 # A refusal must come within the produce timeout; this covers the event loop's and the client's share.
 REFUSAL_SLACK_S = 1.0
@@ -41,114 +35,8 @@ OUTAGE_S = 3.0
 RECOVERY_TIMEOUT_S = 15.0
 
 
-class Outcome(msgspec.Struct, frozen=True):
-    url: str
-    started: float
-    ended: float
-    # HTTP status, or None when the request failed at the connection (reset, refused, timeout).
-    status: int | None
-
-
-class Load:
-    """CLIENTS concurrent clients, each posting one event after another until stopped."""
-
-    def __init__(self, base_url: str, site: str, tag: str) -> None:
-        self.outcomes: list[Outcome] = []
-        self._base_url = base_url
-        self._site = site
-        self._tag = tag
-        self._numbers = itertools.count()
-        self._stop = asyncio.Event()
-        self._tasks: list[asyncio.Task[None]] = []
-        self._client: httpx.AsyncClient | None = None
-
-    async def __aenter__(self) -> Load:
-        self._client = httpx.AsyncClient(
-            base_url=self._base_url,
-            headers=BROWSER,
-            timeout=10,
-            limits=httpx.Limits(max_connections=CLIENTS, max_keepalive_connections=CLIENTS),
-        )
-        self._tasks = [asyncio.create_task(self._client_loop()) for _ in range(CLIENTS)]
-        return self
-
-    async def __aexit__(self, *_: object) -> None:
-        await self.stop()
-
-    async def stop(self) -> None:
-        self._stop.set()
-        await asyncio.gather(*self._tasks)
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
-
-    async def _client_loop(self) -> None:
-        assert self._client is not None
-        while not self._stop.is_set():
-            url = f"https://load.example/{self._tag}/{next(self._numbers)}"
-            body = msgspec.json.encode({"s": self._site, "u": url})
-            started = time.monotonic()
-            try:
-                response = await self._client.post("/api/event", content=body)
-            except httpx.TransportError:
-                self.outcomes.append(Outcome(url, started, time.monotonic(), None))
-                # The server is gone: do not spin on refused connections.
-                await asyncio.sleep(0.05)
-                continue
-            self.outcomes.append(Outcome(url, started, time.monotonic(), response.status_code))
-            if response.status_code != 202:
-                assert response.headers.get("retry-after"), response.text
-
-    def accepted(self, after: float = float("-inf")) -> set[str]:
-        """URLs answered 202 whose answer arrived after `after`."""
-        return {o.url for o in self.outcomes if o.status == 202 and o.ended > after}
-
-    async def until(self, condition: Callable[[], bool], timeout_s: float, what: str) -> None:
-        deadline = time.monotonic() + timeout_s
-        while not condition():
-            assert time.monotonic() < deadline, f"{what} within {timeout_s:.0f}s: {self.tally()}"
-            await asyncio.sleep(0.02)
-
-    def tally(self, outcomes: list[Outcome] | None = None) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for o in self.outcomes if outcomes is None else outcomes:
-            key = "connection_error" if o.status is None else str(o.status)
-            counts[key] = counts.get(key, 0) + 1
-        return counts
-
-
 async def topic_urls(settings: Settings, site: str) -> set[str]:
-    """Every URL of `site` in the whole raw topic, read from offset 0 up to the end it reports.
-
-    Stops early when fetches keep coming back empty short of that end: a broker that lists
-    records it does not serve must fail the comparison, not hang the test.
-    """
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers, enable_auto_commit=False)
-    await consumer.start()
-    urls: set[str] = set()
-    try:
-        partitions = [TopicPartition(settings.topic_raw, p) for p in range(settings.kafka_partitions)]
-        consumer.assign(partitions)
-        ends = await consumer.end_offsets(partitions)
-        # Memory storage keeps every record from offset 0 (no retention).
-        for tp in partitions:
-            consumer.seek(tp, 0)
-
-        async def behind() -> bool:
-            return any([await consumer.position(tp) < end for tp, end in ends.items()])
-
-        empty = 0
-        while empty < 4 and await behind():
-            batches = await consumer.getmany(*partitions, timeout_ms=500)
-            empty = 0 if batches else empty + 1
-            for records in batches.values():
-                for record in records:
-                    event = decode(record.value)
-                    if event.site_id == site:
-                        urls.add(event.url)
-    finally:
-        await consumer.stop()
-    return urls
+    return {event.url for event in await topic_events(settings) if event.site_id == site}
 
 
 def wait_stopped(pid: int, timeout_s: float = 5.0) -> None:
@@ -325,43 +213,14 @@ async def test_collector_killed_under_load_every_202_is_in_kafka(tmp_path: Path)
     assert not missing, f"{len(missing)} events answered 202 are not in Kafka, e.g. {sorted(missing)[:5]}"
 
 
-def kill(process: subprocess.Popen[bytes]) -> float:
-    """SIGKILL and reap; returns when the process was gone."""
-    process.kill()
-    process.wait()
-    return time.monotonic()
-
-
 @contextlib.contextmanager
 def collector_process(home: Path, bootstrap: str, port: int) -> Iterator[subprocess.Popen[bytes]]:
     """`pulse run collector` as production runs it, in its own process; killed on the way out."""
     env = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith("PULSE_")
-        and name not in {"KAFKA_BOOTSTRAP_SERVERS", "CLICKHOUSE_URL", "REDIS_URL", "DATABASE_URL"}
-        and name != "OTEL_EXPORTER_OTLP_ENDPOINT"
-    }
-    env |= {
-        "PULSE_HOME": str(home),
         "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
         "PULSE_COLLECTOR_PORT": str(port),
         "PULSE_PRODUCE_TIMEOUT_S": str(PRODUCE_TIMEOUT_S),
         "PULSE_RATE_LIMIT_IP_PER_S": "0",
     }
-    log_path = home / "logs" / "collector.log"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with log_path.open("ab") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "pulse", "run", "collector"],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
-    try:
+    with role_process(home, ["collector"], env) as process:
         yield process
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait()

@@ -19,6 +19,7 @@ from pulse.collector.app import create_collector_app
 from pulse.dashboard.app import create_dashboard_app
 from pulse.live.writer import LiveWriter
 from pulse.resources import Resources
+from pulse.rollup.sessions import Sessions
 from pulse.rollup.worker import RollupWorker
 from pulse.settings import Settings
 from pulse.telemetry.routes import health_handler, metrics
@@ -83,7 +84,12 @@ async def run_roles(settings: Settings, roles: Sequence[Role], stop: asyncio.Eve
         servers.append(_server(create_dashboard_app(resources), settings, settings.dashboard_port))
     if "rollup" in roles:
         worker = RollupWorker(
-            settings, resources.warehouse, LiveWriter(resources.redis), resources.metrics, tracing
+            settings,
+            resources.warehouse,
+            LiveWriter(resources.redis),
+            Sessions(resources.redis),
+            resources.metrics,
+            tracing,
         )
         health = health_handler("rollup", lambda: {"kafka": worker.connected})
         servers.append(_server(Litestar(route_handlers=[health, metrics]), settings, settings.rollup_port))

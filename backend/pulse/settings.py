@@ -39,6 +39,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     topic_replay: str = "events.replay"
     topic_dlq: str = "events.dlq"
     consumer_group: str = "pulse-rollup"
+    # Names the topic's incarnation in the offsets ClickHouse keeps (consumed_offsets). Change it
+    # when the topic is recreated from empty; `pulse up` sets a new one for each embedded broker.
+    kafka_epoch: str = ""
     produce_timeout_s: float = 5.0
     # lz4 costs the collector little CPU and shrinks beacons (repetitive JSON-ish text) 3-5x on the wire.
     produce_compression: Literal["none", "gzip", "snappy", "lz4", "zstd"] = "lz4"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -94,6 +95,8 @@ class Stack:
             broker, url = start_broker(home)
             self.services.append(broker)
             self.env["KAFKA_BOOTSTRAP_SERVERS"] = url
+            # The embedded broker starts empty: its offsets are not those ClickHouse already holds.
+            self.env["PULSE_KAFKA_EPOCH"] = secrets.token_hex(6)
             self.say(f"  kafka broker   embedded Tansu on {url} (memory storage)")
         if not self.settings.redis_url:
             valkey, url = start_valkey(home)

@@ -17,3 +17,8 @@ def active_key(tenant_id: str, site_id: str) -> str:
 
 def tick_channel(tenant_id: str, site_id: str) -> str:
     return f"pulse:tick:{tenant_id}:{site_id}"
+
+
+def visit_key(tenant_id: str, site_id: str, visitor_id: int) -> str:
+    """The visitor's current session, read and written by the rollup worker."""
+    return f"pulse:{tenant_id}:{site_id}:visit:{visitor_id}"

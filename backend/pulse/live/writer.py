@@ -70,3 +70,24 @@ class LiveWriter:
             key = seconds_key(tenant_id, site_id, minute)
             pipe.hincrby(key, str(second), n)
             pipe.expire(key, SECONDS_TTL_S)
+
+    async def restore(
+        self,
+        seconds: Sequence[tuple[str, str, int, int]],
+        active: Sequence[tuple[str, str, int, int]],
+    ) -> None:
+        """Overwrite the live window with what ClickHouse holds, after a worker (re)starts.
+
+        `seconds` is (tenant, site, epoch second, events), `active` is (tenant, site, visitor,
+        last seen ms). Values are set, not added, so restoring twice changes nothing.
+        """
+        pipe = self._redis.pipeline(transaction=False)
+        for tenant_id, site_id, second, count in seconds:
+            key = seconds_key(tenant_id, site_id, second // 60)
+            pipe.hset(key, str(second % 60), count)
+            pipe.expire(key, SECONDS_TTL_S)
+        for tenant_id, site_id, visitor, seen_ms in active:
+            key = active_key(tenant_id, site_id)
+            pipe.zadd(key, {str(visitor): seen_ms})
+            pipe.expire(key, ACTIVE_WINDOW_S * 2)
+        await pipe.execute()

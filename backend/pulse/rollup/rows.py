@@ -8,7 +8,10 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+from pulse.enrichment.event import COLUMNS as ENRICHMENT_COLUMNS
+from pulse.enrichment.event import enrich
 from pulse.events.message import AnyEvent
+from pulse.rollup.sessions import SessionMark
 
 COLUMNS = (
     "tenant_id",
@@ -26,18 +29,26 @@ COLUMNS = (
     "kafka_offset",
     "engagement_ms",
     "country",
+    "kafka_epoch",
+    "session_id",
+    "session_start",
+    # browser … utm_term (migration 0007), from the User-Agent, referrer and page URL.
+    *ENRICHMENT_COLUMNS,
 )
 
 
-def to_row(event: AnyEvent, partition: int, offset: int) -> list[Any]:
+def to_row(
+    event: AnyEvent, partition: int, offset: int, epoch: str = "", session: SessionMark | None = None
+) -> list[Any]:
     parts = urlsplit(event.url)
+    hostname = (parts.hostname or "")[:253]
     return [
         event.tenant_id,
         event.site_id,
         datetime.fromtimestamp(event.ts_ms / 1000, UTC),
         event.event_id,
         event.name,
-        (parts.hostname or "")[:253],
+        hostname,
         (parts.path or "/")[:2048],
         event.referrer,
         event.visitor_id,
@@ -47,6 +58,10 @@ def to_row(event: AnyEvent, partition: int, offset: int) -> list[Any]:
         offset,
         event.engagement_ms,
         event.country,
+        epoch,
+        0 if session is None else session.session_id,
+        datetime.fromtimestamp((event.ts_ms if session is None else session.start_ms) / 1000, UTC),
+        *enrich(event, hostname, parts.query),
     ]
 
 

@@ -32,3 +32,23 @@ def _timeseries(grain: Grain) -> ScopedQuery:
 GRAINS: tuple[Grain, ...] = ("minute", "hour", "day")
 AGGREGATE = {grain: _aggregate(grain) for grain in GRAINS}
 TIMESERIES = {grain: _timeseries(grain) for grain in GRAINS}
+
+# Sessions that started in the period, each folded from its rows first: exact for any range.
+SESSIONS = ScopedQuery(
+    "sessions",
+    """
+SELECT count(), countIf(pageviews <= 1), avg(duration_s)
+FROM (
+    SELECT
+        session_id,
+        sum(pageviews) AS pageviews,
+        dateDiff('millisecond', min(session_start), max(last_seen)) / 1000 AS duration_s
+    FROM sessions
+    WHERE tenant_id = {tenant_id:String}
+      AND site_id = {site_id:String}
+      AND session_start >= {start:DateTime('UTC')}
+      AND session_start < {end:DateTime('UTC')}
+    GROUP BY session_id
+)
+""",
+)

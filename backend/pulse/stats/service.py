@@ -14,7 +14,7 @@ import msgspec
 
 from pulse.oltp.accounts import Site
 from pulse.stats.periods import Period
-from pulse.stats.queries import AGGREGATE, TIMESERIES
+from pulse.stats.queries import AGGREGATE, SESSIONS, TIMESERIES
 from pulse.tenancy import TenantScope
 from pulse.warehouse.reader import ScopedReader
 
@@ -35,6 +35,11 @@ class Aggregate(msgspec.Struct, frozen=True):
     visitors: int
     pageviews: int
     events: int
+    sessions: int
+    # Sessions with at most one pageview, as a share of all sessions (0 when there are none).
+    bounce_rate: float
+    # Mean time from a session's first to its last event, in seconds.
+    visit_duration_s: float
 
 
 class Point(msgspec.Struct, frozen=True):
@@ -66,6 +71,8 @@ class StatsService:
         site_id = _owned(scope, site)
         rows = await self._reader.select(scope, AGGREGATE[period.grain], _params(site_id, period))
         pageviews, events, visitors = rows[0] if rows else (0, 0, 0)
+        visits = await self._reader.select(scope, SESSIONS, _params(site_id, period))
+        sessions, bounces, duration = visits[0] if visits else (0, 0, 0.0)
         return Aggregate(
             site_id=site_id,
             period=period.name,
@@ -74,6 +81,9 @@ class StatsService:
             visitors=int(visitors or 0),
             pageviews=int(pageviews or 0),
             events=int(events or 0),
+            sessions=int(sessions),
+            bounce_rate=round(bounces / sessions, 4) if sessions else 0.0,
+            visit_duration_s=round(float(duration), 1) if sessions else 0.0,
         )
 
     async def timeseries(self, scope: TenantScope, site: Site, period: Period) -> Timeseries:
