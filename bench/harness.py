@@ -20,7 +20,7 @@ from pathlib import Path
 
 import httpx
 
-from pulse.embedded.services import start_broker
+from pulse.embedded.services import start_broker, start_valkey
 from pulse.migrate import migrate
 from pulse.oltp.accounts import Accounts
 from pulse.oltp.db import create_engine
@@ -59,6 +59,24 @@ def embedded_broker(home: Path) -> Iterator[str]:
         yield bootstrap
     finally:
         broker.stop()
+
+
+@contextmanager
+def embedded_valkey(home: Path) -> Iterator[str]:
+    """A Valkey on the load core, as `pulse up` starts it; yields its redis:// URL."""
+    valkey, url = start_valkey(home)
+    if (os.cpu_count() or 1) > 1:
+        os.sched_setaffinity(valkey.process.pid, {int(LOAD_CPU)})
+    try:
+        yield url
+    finally:
+        valkey.stop()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system time of pid so far, all its threads included."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def prepare(home: Path, broker: str) -> str:
