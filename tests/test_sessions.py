@@ -44,9 +44,12 @@ async def test_a_gap_over_30_minutes_opens_a_new_session_and_reassigning_is_stab
         _event(1, start + 10 * MINUTE_MS + SESSION_GAP_MS + 1),
     ]
     try:
-        marks = await Sessions(redis).assign(batch)
-        # The same batch read again after a crash: the saved state gives it the same sessions.
+        sessions = Sessions(redis)
+        marks = await sessions.assign(batch)
+        # The same batch read again after a crash (a new worker, state from Redis) or by this
+        # worker (state it remembers writing) gets the same sessions.
         again = await Sessions(redis).assign(batch)
+        remembered = await sessions.assign(batch)
         later = await Sessions(redis).assign([_event(1, start + 10 * MINUTE_MS + 2 * SESSION_GAP_MS + 2)])
     finally:
         await redis.aclose()
@@ -58,6 +61,7 @@ async def test_a_gap_over_30_minutes_opens_a_new_session_and_reassigning_is_stab
     assert boundary.session_id == first.session_id
     assert after.session_id == first.session_id
     assert again == marks
+    assert remembered == marks
     assert later[0].session_id != first.session_id
     assert later[0].start_ms == start + 10 * MINUTE_MS + 2 * SESSION_GAP_MS + 2
 

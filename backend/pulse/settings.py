@@ -62,7 +62,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # A MaxMind (GeoLite2/GeoIP2 Country or City) database; without one, countries come from iptocc.
     geoip_database: Path | None = None
 
-    rollup_batch_max: int = 5000
+    # getmany returns only what is there, so batches grow this big only while catching up; then
+    # fewer, larger ClickHouse inserts cost 35% less per event than batches of 5,000 (bench/rollup).
+    rollup_batch_max: int = 20_000
     rollup_poll_ms: int = 200
     # The broker may hold a fetch this long waiting for data: it bounds beacon-to-screen latency.
     rollup_fetch_wait_ms: int = 20

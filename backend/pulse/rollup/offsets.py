@@ -8,6 +8,7 @@ retried insert is cut differently. The rows themselves say what is durable.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 
@@ -31,15 +32,23 @@ async def stored_next_offsets(warehouse: Warehouse, epoch: str) -> dict[int, int
 class SeekToStored(ConsumerRebalanceListener):  # type: ignore[misc]
     """On every assignment, position each partition after what ClickHouse already holds."""
 
-    def __init__(self, consumer: AIOKafkaConsumer, warehouse: Warehouse, epoch: str) -> None:
+    def __init__(
+        self,
+        consumer: AIOKafkaConsumer,
+        warehouse: Warehouse,
+        epoch: str,
+        on_assignment: Callable[[], None] = lambda: None,
+    ) -> None:
         self._consumer = consumer
         self._warehouse = warehouse
         self._epoch = epoch
+        self._on_assignment = on_assignment
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
         """Nothing to flush: a batch is committed before the next poll can rebalance."""
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        self._on_assignment()
         if not assigned:
             return
         stored = await stored_next_offsets(self._warehouse, self._epoch)

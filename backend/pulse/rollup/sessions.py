@@ -10,6 +10,7 @@ gets the same session ids, so the sessions table counts it once.
 from __future__ import annotations
 
 import hashlib
+from collections import OrderedDict
 from collections.abc import Sequence
 
 import msgspec
@@ -50,14 +51,31 @@ def continue_or_open(visit: Visit | None, site_id: str, visitor_id: int, ts_ms: 
 
 
 class Sessions:
-    def __init__(self, redis: Redis) -> None:
+    """Visitors' current sessions, in Redis, with the ones this worker wrote remembered.
+
+    While this worker owns a partition nobody else writes its visitors' states, so what it
+    wrote last is what Redis holds and need not be read back. `forget` drops that memory
+    whenever partitions are assigned: another worker may have moved on meanwhile.
+    """
+
+    def __init__(self, redis: Redis, remember: int = 200_000) -> None:
         self._redis = redis
+        self._remember = remember
+        self._written: OrderedDict[str, Visit] = OrderedDict()
+
+    def forget(self) -> None:
+        self._written.clear()
 
     async def assign(self, events: Sequence[AnyEvent]) -> list[SessionMark]:
         """Each event's session, in order; the visitors' states are saved before returning."""
-        keys = list(dict.fromkeys(visit_key(e.tenant_id, e.site_id, e.visitor_id) for e in events))
-        stored = await self._redis.mget(keys)
-        known = {key: _decode(raw) for key, raw in zip(keys, stored, strict=True) if isinstance(raw, bytes)}
+        keys = dict.fromkeys(visit_key(e.tenant_id, e.site_id, e.visitor_id) for e in events)
+        known = {key: self._written[key] for key in keys if key in self._written}
+        unknown = [key for key in keys if key not in known]
+        if unknown:
+            stored = await self._redis.mget(unknown)
+            known |= {
+                key: _decode(raw) for key, raw in zip(unknown, stored, strict=True) if isinstance(raw, bytes)
+            }
         visits: dict[str, Visit] = {}
         marks = []
         for event in events:
@@ -71,4 +89,12 @@ class Sessions:
         for key, visit in visits.items():
             pipe.set(key, _encode(visit), px=SESSION_GAP_MS + 60_000)
         await pipe.execute()
+        self._remember_written(visits)
         return marks
+
+    def _remember_written(self, visits: dict[str, Visit]) -> None:
+        for key, visit in visits.items():
+            self._written[key] = visit
+            self._written.move_to_end(key)
+        while len(self._written) > self._remember:
+            self._written.popitem(last=False)

@@ -92,7 +92,9 @@ class RollupWorker:
                 await consumer.start()
                 consumer.subscribe(
                     [self._settings.topic_raw],
-                    listener=SeekToStored(consumer, self._warehouse, self._settings.kafka_epoch),
+                    listener=SeekToStored(
+                        consumer, self._warehouse, self._settings.kafka_epoch, self._sessions.forget
+                    ),
                 )
                 await dlq.start()
             except KafkaError as exc:
