@@ -274,6 +274,18 @@ async def test_allowed_hosts_and_disabling_are_scoped_to_the_owning_tenant(accou
     assert await accounts.find_site(site.id) == msgspec.structs.replace(updated, disabled=True)
 
 
+async def test_tenant_retention_defaults_to_400_days_and_is_bounded(accounts: Accounts) -> None:
+    tenant = await accounts.create_tenant("Plan")
+    assert (await accounts.get_tenant(tenant.id)).retention_days == 400  # type: ignore[union-attr]
+    assert (await accounts.set_retention(tenant.id, 30)).retention_days == 30
+    assert (await accounts.retention_by_tenant())[tenant.id] == 30
+    for days in (0, 3651):
+        with pytest.raises(ValueError, match="retention must be 1 to 3650 days"):
+            await accounts.set_retention(tenant.id, days)
+    with pytest.raises(ValueError, match="unknown tenant"):
+        await accounts.set_retention("f" * 32, 30)
+
+
 def _invalid_calls(tenant_id: str) -> list[Callable[[Accounts], Awaitable[object]]]:
     return [
         lambda a: a.create_tenant("x" * 256),

@@ -34,6 +34,12 @@ def _parser() -> argparse.ArgumentParser:
     for action in ("disable", "enable"):
         site_sub.add_parser(action, help=f"{action} collecting for the site").add_argument("key")
 
+    tenant = sub.add_parser("tenant", help="change a tenant, addressed by its id")
+    tenant_sub = tenant.add_subparsers(dest="tenant_command", required=True)
+    retention = tenant_sub.add_parser("retention", help="keep the tenant's raw events this many days")
+    retention.add_argument("tenant_id")
+    retention.add_argument("days", type=int)
+
     load = sub.add_parser("loadgen", help="send realistic traffic through a running collector")
     load.add_argument("--url", help="collector base URL (default: this installation's)")
     load.add_argument("--sites", required=True, help="comma-separated site keys, each optionally KEY=domain")
@@ -68,6 +74,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "site":
         return _site(settings, args)
+    if args.command == "tenant":
+        return _tenant(settings, args)
     if args.command == "loadgen":
         from pulse.loadgen.cli import loadgen
 
@@ -75,14 +83,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 2
 
 
+def _tenant(settings: Settings, args: argparse.Namespace) -> int:
+    from pulse import admin
+
+    try:
+        tenant = asyncio.run(admin.set_retention(settings, args.tenant_id, args.days))
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"{tenant.id} ({tenant.name}): raw events kept {tenant.retention_days} days")
+    return 0
+
+
 def _site(settings: Settings, args: argparse.Namespace) -> int:
-    from pulse import site_admin
+    from pulse import admin
 
     try:
         if args.site_command == "hosts":
-            site = asyncio.run(site_admin.set_hosts(settings, args.key, args.hosts))
+            site = asyncio.run(admin.set_hosts(settings, args.key, args.hosts))
         else:
-            site = asyncio.run(site_admin.set_disabled(settings, args.key, args.site_command == "disable"))
+            site = asyncio.run(admin.set_disabled(settings, args.key, args.site_command == "disable"))
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -18,7 +18,9 @@ from litestar.types import ASGIApp
 from pulse.collector.app import create_collector_app
 from pulse.dashboard.app import create_dashboard_app
 from pulse.live.writer import LiveWriter
+from pulse.oltp.accounts import Accounts
 from pulse.resources import Resources
+from pulse.rollup.retention import TenantRetention
 from pulse.rollup.sessions import Sessions
 from pulse.rollup.worker import RollupWorker
 from pulse.settings import Settings
@@ -88,6 +90,7 @@ async def run_roles(settings: Settings, roles: Sequence[Role], stop: asyncio.Eve
             resources.warehouse,
             LiveWriter(resources.redis),
             Sessions(resources.redis),
+            TenantRetention(Accounts(resources.engine).retention_by_tenant),
             resources.metrics,
             tracing,
         )

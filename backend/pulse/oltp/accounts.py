@@ -36,12 +36,16 @@ _SITE_ID = re.compile(f"[{SITE_ID_ALPHABET}]{{{SITE_ID_LENGTH}}}")
 _HEX_ID = re.compile("[0-9a-f]{32}")
 _HOST_LABEL = re.compile("[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
 MAX_ALLOWED_HOSTS = 50
+DEFAULT_RETENTION_DAYS = 400
+MAX_RETENTION_DAYS = 3650
 
 
 class Tenant(msgspec.Struct, frozen=True, kw_only=True):
     id: str
     name: str
     created_at: int
+    # How long raw events are kept (the plan); rollups are kept regardless.
+    retention_days: int = DEFAULT_RETENTION_DAYS
 
 
 class Site(msgspec.Struct, frozen=True, kw_only=True):
@@ -75,6 +79,7 @@ _tenants = Table(
     Column("id", Text, primary_key=True),
     Column("name", Text),
     Column("created_at", BigInteger),
+    Column("retention_days", Integer),
 )
 _users = Table(
     "users",
@@ -133,7 +138,23 @@ class Accounts:
             return None
         async with self._engine.connect() as conn:
             row = (await conn.execute(select(_tenants).where(_tenants.c.id == tenant_id))).first()
-        return None if row is None else Tenant(id=row.id, name=row.name, created_at=row.created_at)
+        return None if row is None else _tenant(row)
+
+    async def set_retention(self, tenant_id: str, days: int) -> Tenant:
+        if not 1 <= days <= MAX_RETENTION_DAYS:
+            raise ValueError(f"retention must be 1 to {MAX_RETENTION_DAYS} days")
+        tenant = await self.get_tenant(tenant_id)
+        if tenant is None:
+            raise _unknown_tenant(tenant_id)
+        async with self._engine.begin() as conn:
+            await conn.execute(update(_tenants).where(_tenants.c.id == tenant_id).values(retention_days=days))
+        return msgspec.structs.replace(tenant, retention_days=days)
+
+    async def retention_by_tenant(self) -> dict[str, int]:
+        """Unscoped: only for the rollup worker, which stamps raw events with their retention."""
+        async with self._engine.connect() as conn:
+            rows = await conn.execute(select(_tenants.c.id, _tenants.c.retention_days))
+            return {row.id: int(row.retention_days) for row in rows}
 
     async def create_user(self, email: str, password: str, tenant_id: str, role: Role) -> Membership:
         email = _checked_email(email)
@@ -313,6 +334,10 @@ def _has_control_characters(value: str) -> bool:
 
 def _unknown_tenant(tenant_id: str) -> ValueError:
     return ValueError(f"unknown tenant {tenant_id!r}")
+
+
+def _tenant(row: Row[*tuple[Any, ...]]) -> Tenant:
+    return Tenant(id=row.id, name=row.name, created_at=row.created_at, retention_days=row.retention_days)
 
 
 def _membership(row: Row[*tuple[Any, ...]]) -> Membership:

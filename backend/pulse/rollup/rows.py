@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 from pulse.enrichment.event import COLUMNS as ENRICHMENT_COLUMNS
 from pulse.enrichment.event import enrich
 from pulse.events.message import AnyEvent
+from pulse.oltp.accounts import DEFAULT_RETENTION_DAYS
 from pulse.rollup.sessions import SessionMark
 
 COLUMNS = (
@@ -32,13 +33,19 @@ COLUMNS = (
     "kafka_epoch",
     "session_id",
     "session_start",
+    "retention_days",
     # browser … utm_term (migration 0007), from the User-Agent, referrer and page URL.
     *ENRICHMENT_COLUMNS,
 )
 
 
 def to_row(
-    event: AnyEvent, partition: int, offset: int, epoch: str = "", session: SessionMark | None = None
+    event: AnyEvent,
+    partition: int,
+    offset: int,
+    epoch: str = "",
+    session: SessionMark | None = None,
+    retention_days: int = DEFAULT_RETENTION_DAYS,
 ) -> list[Any]:
     parts = urlsplit(event.url)
     hostname = (parts.hostname or "")[:253]
@@ -61,6 +68,7 @@ def to_row(
         epoch,
         0 if session is None else session.session_id,
         datetime.fromtimestamp((event.ts_ms if session is None else session.start_ms) / 1000, UTC),
+        retention_days,
         *enrich(event, hostname, parts.query),
     ]
 

@@ -27,6 +27,7 @@ from pulse.kafka.topics import ensure_topics
 from pulse.live.writer import LiveWriter
 from pulse.rollup.live_restore import restore_live_window
 from pulse.rollup.offsets import SeekToStored
+from pulse.rollup.retention import TenantRetention
 from pulse.rollup.rows import COLUMNS, dedup_token, to_row
 from pulse.rollup.sessions import Sessions
 from pulse.settings import Settings
@@ -44,6 +45,7 @@ class RollupWorker:
         warehouse: Warehouse,
         live: LiveWriter,
         sessions: Sessions,
+        retention: TenantRetention,
         metrics: Metrics,
         tracing: Tracing,
     ) -> None:
@@ -53,6 +55,7 @@ class RollupWorker:
         self._metrics = metrics
         self._tracing = tracing
         self._sessions = sessions
+        self._retention = retention
         self._lag: dict[tuple[str, int], int] = {}
         metrics.add_lag_source(lambda: dict(self._lag))
         self.connected = False
@@ -150,8 +153,16 @@ class RollupWorker:
                 span.set_attribute("pulse.events", len(events))
             marks = await self._retrying("session assignment", lambda: self._sessions.assign(events), stop)
             epoch = self._settings.kafka_epoch
+            retention = await self._retention.current({event.tenant_id for event in events})
             rows = [
-                to_row(event, record.partition, record.offset, epoch, mark)
+                to_row(
+                    event,
+                    record.partition,
+                    record.offset,
+                    epoch,
+                    mark,
+                    TenantRetention.of(retention, event.tenant_id),
+                )
                 for (record, event), mark in zip(kept, marks, strict=True)
             ]
             with self._tracing.span("clickhouse.insert"):

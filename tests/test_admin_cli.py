@@ -1,4 +1,4 @@
-"""`pulse site`: an operator restricts a site to its hosts or stops it collecting, by site key."""
+"""`pulse site` and `pulse tenant`: operators restrict or stop a site by its key, set a tenant's retention."""
 
 from __future__ import annotations
 
@@ -52,5 +52,22 @@ async def test_site_hosts_and_disable_change_what_the_collector_reads(tmp_path: 
         unknown = _pulse(tmp_path, "site", "enable", "nosuchsite00")
         assert unknown.returncode == 1
         assert "no site with key 'nosuchsite00'" in unknown.stderr
+    finally:
+        await engine.dispose()
+
+
+async def test_tenant_retention_is_set_by_id_within_limits(tmp_path: Path) -> None:
+    assert _pulse(tmp_path, "migrate").returncode == 0
+    settings = load_settings({"PULSE_HOME": str(tmp_path)})
+    engine = create_engine(settings.effective_database_url)
+    try:
+        tenant = await Accounts(engine).create_tenant("Plan")
+        done = _pulse(tmp_path, "tenant", "retention", tenant.id, "30")
+        assert done.returncode == 0, done.stderr
+        assert "raw events kept 30 days" in done.stdout
+        assert await Accounts(engine).retention_by_tenant() == {tenant.id: 30}
+        refused = _pulse(tmp_path, "tenant", "retention", tenant.id, "0")
+        assert refused.returncode == 1
+        assert "retention must be 1 to 3650 days" in refused.stderr
     finally:
         await engine.dispose()

@@ -1,11 +1,11 @@
-"""Operator commands on a site, addressed by its public key: `pulse site ...`."""
+"""Operator commands: `pulse site ...` on a site by its public key, `pulse tenant ...` by tenant id."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
-from pulse.oltp.accounts import Accounts, Site
+from pulse.oltp.accounts import Accounts, Site, Tenant
 from pulse.oltp.db import create_engine
 from pulse.settings import Settings
 
@@ -20,6 +20,11 @@ async def set_disabled(settings: Settings, site_id: str, disabled: bool) -> Site
     async with _accounts(settings) as accounts:
         site = await _find(accounts, site_id)
         return await accounts.set_disabled(site.tenant_id, site.id, disabled)
+
+
+async def set_retention(settings: Settings, tenant_id: str, days: int) -> Tenant:
+    async with _accounts(settings) as accounts:
+        return await accounts.set_retention(tenant_id, days)
 
 
 async def _find(accounts: Accounts, site_id: str) -> Site:
