@@ -75,11 +75,32 @@ def _pick[T](rng: random.Random, weighted: Sequence[tuple[T, int]]) -> T:
     return rng.choices([v for v, _ in weighted], weights=[w for _, w in weighted])[0]
 
 
+class _Visit(msgspec.Struct):
+    site: str
+    domain: str
+    ip: str
+    agent: str
+    width: int
+    page: str
+    pages_left: int
+
+
 class TrafficModel:
-    def __init__(self, sites: Sequence[tuple[str, str]], seed: int = 7, visitors: int = 2000) -> None:
-        """`sites` are (site key, domain) pairs; a pool of visitors returns across pages."""
+    """Visits, not loose hits: a visitor arrives from a referrer or campaign, reads a few pages
+    (each with the previous one as its referrer), and leaves; about two in five read one page.
+    Several visits are under way at once and their pages interleave, as on a real site.
+    """
+
+    def __init__(
+        self, sites: Sequence[tuple[str, str]], seed: int = 7, visitors: int = 2000, concurrent: int = 12
+    ) -> None:
+        """`sites` are (site key, domain) pairs; a pool of visitors returns across visits."""
+        if visitors <= concurrent:
+            raise ValueError("the pool needs more visitors than there are visits under way")
         self._rng = random.Random(seed)
         self._sites = list(sites)
+        self._concurrent = concurrent
+        self._visits: list[_Visit] = []
         self._visitors = [
             (
                 f"203.0.{i // 250 % 256}.{i % 250 + 1}"
@@ -92,11 +113,34 @@ class TrafficModel:
 
     def next_hit(self) -> Hit:
         rng = self._rng
+        if len(self._visits) < self._concurrent or rng.random() < 1 / (self._concurrent + 1):
+            return self._arrive()
+        visit = rng.choice(self._visits)
+        referrer = f"https://{visit.domain}{visit.page}"
+        visit.page = _pick(rng, PAGES)
+        visit.pages_left -= 1
+        if visit.pages_left <= 0:
+            self._visits.remove(visit)
+        return self._hit(visit, f"https://{visit.domain}{visit.page}", referrer)
+
+    def _arrive(self) -> Hit:
+        rng = self._rng
         site, domain = rng.choice(self._sites)
+        browsing = {(v.ip, v.agent) for v in self._visits}
         ip, agent = rng.choice(self._visitors)
-        url = f"https://{domain}{_pick(rng, PAGES)}{_pick(rng, CAMPAIGNS)}"
-        body: dict[str, object] = {"s": site, "u": url, "r": _pick(rng, REFERRERS), "w": _pick(rng, WIDTHS)}
-        if rng.random() < 0.06:
-            name, props = rng.choice(CUSTOM_EVENTS)
+        while (ip, agent) in browsing:
+            ip, agent = rng.choice(self._visitors)
+        # Two in five visits read one page; the rest a few more, some many.
+        pages = 1 if rng.random() < 0.4 else 1 + min(int(rng.expovariate(1 / 3)) + 1, 15)
+        visit = _Visit(site, domain, ip, agent, _pick(rng, WIDTHS), _pick(rng, PAGES), pages - 1)
+        if visit.pages_left > 0:
+            self._visits.append(visit)
+        url = f"https://{domain}{visit.page}{_pick(rng, CAMPAIGNS)}"
+        return self._hit(visit, url, _pick(rng, REFERRERS))
+
+    def _hit(self, visit: _Visit, url: str, referrer: str) -> Hit:
+        body: dict[str, object] = {"s": visit.site, "u": url, "r": referrer, "w": visit.width}
+        if self._rng.random() < 0.06:
+            name, props = self._rng.choice(CUSTOM_EVENTS)
             body["n"], body["p"] = name, props
-        return Hit(body=body, user_agent=agent, ip=ip)
+        return Hit(body=body, user_agent=visit.agent, ip=visit.ip)
