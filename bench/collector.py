@@ -47,6 +47,7 @@ from harness import (
     RATE_LIMITS_OFF,
     SERVER_CPU,
     WrkResult,
+    cpu_seconds,
     embedded_broker,
     lua_post,
     prepare_home,
@@ -158,12 +159,6 @@ async def _count_events(settings: Settings) -> int:
 
 def events_in_broker(settings: Settings) -> int:
     return asyncio.run(_count_events(settings))
-
-
-def cpu_seconds(pid: int) -> float:
-    """User and system time of pid so far: a server under 100% of its core is not the bottleneck."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 @dataclass(frozen=True)

@@ -138,8 +138,11 @@ class Ingest:
 
     def _check_hosts(self, beacons: list[Beacon], sites: dict[str, SiteRecord]) -> None:
         for index, beacon in enumerate(beacons):
+            site = sites[beacon.s]
+            if not site.allowed_hosts:
+                continue
             host = urlsplit(beacon.u).hostname or ""
-            if not sites[beacon.s].accepts_host(host):
+            if not site.accepts_host(host):
                 self._drop("host_not_allowed", len(beacons))
                 raise Rejection(
                     403, f"site {beacon.s!r} does not accept events from {host!r}", _path(beacons, index, "u")

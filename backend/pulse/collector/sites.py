@@ -16,7 +16,10 @@ class SiteRecord(msgspec.Struct, frozen=True):
     allowed_hosts: tuple[str, ...] = ()
 
     def accepts_host(self, host: str) -> bool:
-        """Exact names match themselves; `*.shop.example` matches every subdomain of shop.example."""
+        """Exact names match themselves; `*.shop.example` matches every subdomain of shop.example.
+
+        No allowed hosts means any host.
+        """
         if not self.allowed_hosts:
             return True
         host = host.lower().rstrip(".")

@@ -68,7 +68,8 @@ class Sessions:
 
     async def assign(self, events: Sequence[AnyEvent]) -> list[SessionMark]:
         """Each event's session, in order; the visitors' states are saved before returning."""
-        keys = dict.fromkeys(visit_key(e.tenant_id, e.site_id, e.visitor_id) for e in events)
+        event_keys = [visit_key(e.tenant_id, e.site_id, e.visitor_id) for e in events]
+        keys = dict.fromkeys(event_keys)
         known = {key: self._written[key] for key in keys if key in self._written}
         unknown = [key for key in keys if key not in known]
         if unknown:
@@ -78,8 +79,7 @@ class Sessions:
             }
         visits: dict[str, Visit] = {}
         marks = []
-        for event in events:
-            key = visit_key(event.tenant_id, event.site_id, event.visitor_id)
+        for event, key in zip(events, event_keys, strict=True):
             visit = continue_or_open(
                 visits.get(key) or known.get(key), event.site_id, event.visitor_id, event.ts_ms
             )
