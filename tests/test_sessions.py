@@ -66,6 +66,19 @@ async def test_a_gap_over_30_minutes_opens_a_new_session_and_reassigning_is_stab
     assert later[0].start_ms == start + 10 * MINUTE_MS + 2 * SESSION_GAP_MS + 2
 
 
+async def test_a_session_ends_at_midnight_utc_so_every_session_lies_within_one_day(stack: Stack) -> None:
+    redis = Redis.from_url(stack.settings.redis_url)
+    midnight = 1_800_057_600_000  # 2027-01-16T00:00:00Z
+    try:
+        before, after = await Sessions(redis).assign(
+            [_event(3, midnight - 5 * MINUTE_MS), _event(3, midnight + 5 * MINUTE_MS)]
+        )
+    finally:
+        await redis.aclose()
+    assert before.session_id != after.session_id
+    assert after.start_ms == midnight + 5 * MINUTE_MS
+
+
 async def test_bounce_rate_duration_and_breakdowns_come_out_of_the_api_and_rollups(stack: Stack) -> None:
     tenant = await stack.tenant("Sessions")
     site = tenant.site.id

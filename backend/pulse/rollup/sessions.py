@@ -1,5 +1,8 @@
 """Sessions: a visitor's events with no gap over 30 minutes, assigned by the rollup worker.
 
+A session also ends at midnight UTC, as Universal Analytics' did: every session then lies within
+one day, so a replay can rebuild whole days (pulse/replay) without cutting a session in two.
+
 A visitor's events share a Kafka partition (the key is site + visitor), so one worker sees
 them in order; the current session of each visitor (id, start, last event) lives in Redis so
 that another worker continues it after a rebalance. The state is written before the batch goes
@@ -20,6 +23,7 @@ from pulse.events.message import AnyEvent
 from pulse.live.keys import visit_key
 
 SESSION_GAP_MS = 30 * 60 * 1000
+DAY_MS = 86_400_000
 
 
 class Visit(msgspec.Struct, array_like=True):
@@ -44,7 +48,11 @@ def session_id(site_id: str, visitor_id: int, start_ms: int) -> int:
 
 
 def continue_or_open(visit: Visit | None, site_id: str, visitor_id: int, ts_ms: int) -> Visit:
-    if visit is not None and ts_ms - visit.last_ms <= SESSION_GAP_MS:
+    if (
+        visit is not None
+        and ts_ms - visit.last_ms <= SESSION_GAP_MS
+        and ts_ms // DAY_MS == visit.start_ms // DAY_MS
+    ):
         visit.last_ms = max(visit.last_ms, ts_ms)
         return visit
     return Visit(session_id=session_id(site_id, visitor_id, ts_ms), start_ms=ts_ms, last_ms=ts_ms)
@@ -58,17 +66,29 @@ class Sessions:
     whenever partitions are assigned: another worker may have moved on meanwhile.
     """
 
-    def __init__(self, redis: Redis, remember: int = 200_000) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        remember: int = 200_000,
+        namespace: str = "",
+        ttl_ms: int = SESSION_GAP_MS + 60_000,
+    ) -> None:
+        # A replay sessionizes history in its own namespace, for as long as the replay may take.
         self._redis = redis
         self._remember = remember
+        self._namespace = namespace
+        self._ttl_ms = ttl_ms
         self._written: OrderedDict[str, Visit] = OrderedDict()
+
+    def namespaced(self, namespace: str, ttl_ms: int) -> Sessions:
+        return Sessions(self._redis, self._remember, namespace, ttl_ms)
 
     def forget(self) -> None:
         self._written.clear()
 
     async def assign(self, events: Sequence[AnyEvent]) -> list[SessionMark]:
         """Each event's session, in order; the visitors' states are saved before returning."""
-        event_keys = [visit_key(e.tenant_id, e.site_id, e.visitor_id) for e in events]
+        event_keys = [self._namespace + visit_key(e.tenant_id, e.site_id, e.visitor_id) for e in events]
         keys = dict.fromkeys(event_keys)
         known = {key: self._written[key] for key in keys if key in self._written}
         unknown = [key for key in keys if key not in known]
@@ -87,7 +107,7 @@ class Sessions:
             marks.append(SessionMark(session_id=visit.session_id, start_ms=visit.start_ms))
         pipe = self._redis.pipeline(transaction=False)
         for key, visit in visits.items():
-            pipe.set(key, _encode(visit), px=SESSION_GAP_MS + 60_000)
+            pipe.set(key, _encode(visit), px=self._ttl_ms)
         await pipe.execute()
         self._remember_written(visits)
         return marks
