@@ -5,7 +5,8 @@ from __future__ import annotations
 import msgspec
 
 from pulse.collector.privacy import first_party_visitor_id
-from pulse.events.message import EventV1, decode, encode
+from pulse.enrichment.event import COLUMNS as ENRICHMENT_COLUMNS
+from pulse.events.message import Enrichment, EventV1, decode, encode
 from pulse.rollup.rows import COLUMNS, to_row
 
 SECRET = "s3cret"
@@ -38,9 +39,22 @@ def test_messages_written_before_engagement_existed_still_decode() -> None:
 
 def test_messages_written_before_country_existed_still_decode() -> None:
     current = msgspec.msgpack.decode(encode(_event(engagement_ms=1500, country="GB")))
-    old = msgspec.msgpack.encode(current[:-1])
+    # The fields after engagement_ms: country, then enrichment.
+    old = msgspec.msgpack.encode(current[:-2])
     assert decode(old) == _event(engagement_ms=1500)
     assert decode(old).country == ""
+
+
+def test_a_replayed_event_carries_its_enrichment_and_the_worker_keeps_it() -> None:
+    derived = Enrichment(
+        "Firefox", "128", "Linux", "", "desktop", "Google", "search", "", "", "autumn", "", ""
+    )
+    replayed = msgspec.structs.replace(_event(), user_agent="", enrichment=derived)
+    assert decode(encode(replayed)) == replayed
+    row = dict(zip(COLUMNS, to_row(replayed, 0, 0), strict=True))
+    assert tuple(row[c] for c in ENRICHMENT_COLUMNS) == msgspec.structs.astuple(derived)
+    # Field for field, the carried enrichment is the events table's enrichment columns.
+    assert Enrichment.__struct_fields__ == ENRICHMENT_COLUMNS
 
 
 def test_engagement_and_country_reach_their_columns() -> None:

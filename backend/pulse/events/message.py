@@ -10,6 +10,27 @@ from __future__ import annotations
 import msgspec
 
 
+class Enrichment(msgspec.Struct, array_like=True, frozen=True, gc=False):
+    """What the rollup worker derived from an event, carried by replayed events.
+
+    Raw rows keep no User-Agent and no query string beyond UTM tags (privacy), so a replay
+    carries what was derived from them instead of deriving it again.
+    """
+
+    browser: str
+    browser_version: str
+    os: str
+    os_version: str
+    device: str
+    source: str
+    channel: str
+    utm_source: str
+    utm_medium: str
+    utm_campaign: str
+    utm_content: str
+    utm_term: str
+
+
 # gc=False: an event holds only strings, numbers and a dict of strings, never a cycle, and the
 # worker holds tens of thousands at once; untracked, they cost the cyclic GC nothing.
 class EventV1(msgspec.Struct, array_like=True, tag=1, frozen=True, gc=False):
@@ -28,6 +49,8 @@ class EventV1(msgspec.Struct, array_like=True, tag=1, frozen=True, gc=False):
     engagement_ms: int = 0
     # ISO 3166-1 alpha-2, '' when unknown; the IP it came from is never sent.
     country: str = ""
+    # Set only on replayed events (topic events.replay).
+    enrichment: Enrichment | None = None
 
 
 AnyEvent = EventV1
