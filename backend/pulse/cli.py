@@ -40,6 +40,13 @@ def _parser() -> argparse.ArgumentParser:
     retention.add_argument("tenant_id")
     retention.add_argument("days", type=int)
 
+    replay = sub.add_parser(
+        "replay", help="rebuild whole past days of raw events and every rollup of them, through Kafka"
+    )
+    from pulse.replay.cli import add_arguments
+
+    add_arguments(replay)
+
     load = sub.add_parser("loadgen", help="send realistic traffic through a running collector")
     load.add_argument("--url", help="collector base URL (default: this installation's)")
     load.add_argument("--sites", required=True, help="comma-separated site keys, each optionally KEY=domain")
@@ -76,6 +83,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _site(settings, args)
     if args.command == "tenant":
         return _tenant(settings, args)
+    if args.command == "replay":
+        from pulse.replay.cli import replay
+
+        return replay(settings, args)
     if args.command == "loadgen":
         from pulse.loadgen.cli import loadgen
 

@@ -19,6 +19,8 @@ from pulse.collector.app import create_collector_app
 from pulse.dashboard.app import create_dashboard_app
 from pulse.live.writer import LiveWriter
 from pulse.oltp.accounts import Accounts
+from pulse.oltp.replay_jobs import ReplayJobs
+from pulse.replay.coordinator import ReplayCoordinator
 from pulse.resources import Resources
 from pulse.rollup.retention import TenantRetention
 from pulse.rollup.sessions import Sessions
@@ -97,6 +99,10 @@ async def run_roles(settings: Settings, roles: Sequence[Role], stop: asyncio.Eve
         health = health_handler("rollup", lambda: {"kafka": worker.connected})
         servers.append(_server(Litestar(route_handlers=[health, metrics]), settings, settings.rollup_port))
         jobs.append(worker.run(stop))
+        replays = ReplayCoordinator(
+            settings, resources.warehouse, ReplayJobs(resources.engine), worker.caught_up
+        )
+        jobs.append(replays.run(stop))
 
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

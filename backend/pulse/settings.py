@@ -68,6 +68,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     rollup_poll_ms: int = 200
     # The broker may hold a fetch this long waiting for data: it bounds beacon-to-screen latency.
     rollup_fetch_wait_ms: int = 20
+    # How often an idle worker looks for a replay asked for with `pulse replay`, and how long a
+    # replay's worker may go silent before another worker takes it over.
+    replay_poll_s: float = 2.0
+    replay_stale_s: float = 30.0
 
     metrics_enabled: bool = True
     otel_exporter_otlp_endpoint: str = ""

@@ -5,6 +5,9 @@ batch, so a crash replays the batch and never loses it; and a worker assigned a 
 starts after the highest offset ClickHouse holds for it (rollup/offsets.py), so a batch that
 was inserted but not committed is not read again. Rollups are maintained by ClickHouse
 materialized views, not here.
+
+Replayed events (`events.replay`, pulse/replay) are read only while live traffic has no lag,
+one bounded batch between live polls, and go to their replay's staging table.
 """
 
 from __future__ import annotations
@@ -15,7 +18,13 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 
 import msgspec
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+from aiokafka import (
+    AIOKafkaConsumer,
+    AIOKafkaProducer,
+    ConsumerRebalanceListener,
+    ConsumerRecord,
+    TopicPartition,
+)
 from aiokafka.errors import KafkaError
 from clickhouse_connect.driver.exceptions import ClickHouseError
 from opentelemetry.metrics import Counter
@@ -25,17 +34,31 @@ from pulse.enrichment.bots import is_bot
 from pulse.events.message import AnyEvent, decode
 from pulse.kafka.topics import ensure_topics
 from pulse.live.writer import LiveWriter
+from pulse.replay.emit import REPLAY_HEADER
+from pulse.replay.staging import staging_exists, staging_table
 from pulse.rollup.live_restore import restore_live_window
 from pulse.rollup.offsets import SeekToStored
 from pulse.rollup.retention import TenantRetention
 from pulse.rollup.rows import COLUMNS, dedup_token, to_row
-from pulse.rollup.sessions import Sessions
+from pulse.rollup.sessions import DAY_MS, Sessions
 from pulse.settings import Settings
 from pulse.telemetry.metrics import Metrics
 from pulse.telemetry.tracing import Tracing
 from pulse.warehouse.client import Warehouse
 
 log = logging.getLogger(__name__)
+
+
+class _OnAssignment(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, assigned: Callable[[], None]) -> None:
+        self._assigned = assigned
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        """Nothing to flush: a batch is committed before the next poll can rebalance."""
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        # Another worker may have moved these visitors' replayed sessions on meanwhile.
+        self._assigned()
 
 
 class RollupWorker:
@@ -57,38 +80,51 @@ class RollupWorker:
         self._sessions = sessions
         self._retention = retention
         self._lag: dict[tuple[str, int], int] = {}
+        self._last_live_batch = 0
+        self._replay_sessions: dict[str, Sessions] = {}
+        self._staging_known: set[str] = set()
         metrics.add_lag_source(lambda: dict(self._lag))
         self.connected = False
 
+    def caught_up(self) -> bool:
+        """Live traffic has no lag: the last poll was not a full batch and every partition is at its end."""
+        return (
+            self.connected
+            and self._last_live_batch < self._settings.rollup_batch_max
+            and all(lag == 0 for lag in self._lag.values())
+        )
+
     async def run(self, stop: asyncio.Event) -> None:
         await self._restore_live()
-        consumer, dlq = await self._connect(stop)
-        if consumer is None or dlq is None:
+        consumers = await self._connect(stop)
+        if consumers is None:
             return
+        consumer, replay, dlq = consumers
         try:
             while not stop.is_set():
                 batches = await consumer.getmany(
                     timeout_ms=self._settings.rollup_poll_ms, max_records=self._settings.rollup_batch_max
                 )
                 records = [r for tp_records in batches.values() for r in tp_records]
+                self._last_live_batch = len(records)
                 if records:
                     await self._process(records, dlq, stop)
                     await consumer.commit()
                 await self._measure_lag(consumer)
+                if self.caught_up():
+                    await self._replay_step(replay, dlq, stop)
         finally:
             await consumer.stop()
+            await replay.stop()
             await dlq.stop()
 
-    async def _connect(self, stop: asyncio.Event) -> tuple[AIOKafkaConsumer | None, AIOKafkaProducer | None]:
+    async def _connect(
+        self, stop: asyncio.Event
+    ) -> tuple[AIOKafkaConsumer, AIOKafkaConsumer, AIOKafkaProducer] | None:
         delay = 0.2
         while not stop.is_set():
-            consumer = AIOKafkaConsumer(
-                bootstrap_servers=self._settings.kafka_bootstrap_servers,
-                group_id=self._settings.consumer_group,
-                enable_auto_commit=False,
-                auto_offset_reset="earliest",
-                fetch_max_wait_ms=self._settings.rollup_fetch_wait_ms,
-            )
+            consumer = self._consumer(self._settings.consumer_group)
+            replay = self._consumer(f"{self._settings.consumer_group}.replay")
             dlq = AIOKafkaProducer(bootstrap_servers=self._settings.kafka_bootstrap_servers, acks="all")
             try:
                 await ensure_topics(self._settings)
@@ -99,17 +135,105 @@ class RollupWorker:
                         consumer, self._warehouse, self._settings.kafka_epoch, self._sessions.forget
                     ),
                 )
+                await replay.start()
+                replay.subscribe(
+                    [self._settings.topic_replay], listener=_OnAssignment(self._replay_sessions.clear)
+                )
                 await dlq.start()
             except KafkaError as exc:
                 log.warning("broker not reachable yet (%s); retrying in %.1fs", exc, delay)
                 await consumer.stop()
+                await replay.stop()
                 await dlq.stop()
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
                 continue
             self.connected = True
-            return consumer, dlq
-        return None, None
+            return consumer, replay, dlq
+        return None
+
+    def _consumer(self, group: str) -> AIOKafkaConsumer:
+        return AIOKafkaConsumer(
+            bootstrap_servers=self._settings.kafka_bootstrap_servers,
+            group_id=group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            fetch_max_wait_ms=self._settings.rollup_fetch_wait_ms,
+        )
+
+    async def _replay_step(
+        self, replay: AIOKafkaConsumer, dlq: AIOKafkaProducer, stop: asyncio.Event
+    ) -> None:
+        """One batch of replayed events into their replays' staging tables; at least once is enough:
+        staging folds duplicates."""
+        batches = await replay.getmany(timeout_ms=0, max_records=self._settings.rollup_batch_max)
+        records = [r for tp_records in batches.values() for r in tp_records]
+        if not records:
+            return
+        by_job: dict[str, list[tuple[ConsumerRecord, AnyEvent]]] = {}
+        for record in records:
+            job_id = dict(record.headers or ()).get(REPLAY_HEADER, b"").decode("ascii", "replace")
+            try:
+                event = decode(record.value)
+                staging_table(job_id)
+            except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:
+                await self._dead_letter(dlq, record, f"unreadable replayed event: {exc}")
+                continue
+            by_job.setdefault(job_id, []).append((record, event))
+        for job_id, kept in by_job.items():
+            await self._stage(job_id, kept, stop)
+        await replay.commit()
+
+    async def _stage(
+        self, job_id: str, kept: list[tuple[ConsumerRecord, AnyEvent]], stop: asyncio.Event
+    ) -> None:
+        if job_id not in self._staging_known:
+            if not await self._retrying(
+                "replay staging lookup", lambda: staging_exists(self._warehouse, job_id), stop
+            ):
+                self._replay_finished(job_id, len(kept))
+                return
+            self._staging_known.add(job_id)
+        sessions = self._replay_sessions.setdefault(
+            job_id, self._sessions.namespaced(f"replay:{job_id}:", ttl_ms=DAY_MS)
+        )
+        events = [event for _, event in kept]
+        marks = await self._retrying("replay session assignment", lambda: sessions.assign(events), stop)
+        retention = await self._retention.current({event.tenant_id for event in events})
+        rows = [
+            to_row(
+                event,
+                record.partition,
+                record.offset,
+                f"replay-{job_id}",
+                mark,
+                TenantRetention.of(retention, event.tenant_id),
+            )
+            for (record, event), mark in zip(kept, marks, strict=True)
+        ]
+
+        async def insert() -> bool:
+            try:
+                await self._warehouse.insert(
+                    staging_table(job_id), rows, COLUMNS, f"{job_id}:{dedup_token(events)}"
+                )
+            except ClickHouseError:
+                if await staging_exists(self._warehouse, job_id):
+                    raise
+                return False
+            return True
+
+        if not await self._retrying(
+            "replay staging insert", insert, stop, self._metrics.rollup_insert_errors
+        ):
+            self._replay_finished(job_id, len(kept))
+
+    def _replay_finished(self, job_id: str, events: int) -> None:
+        """The replay was swapped in and its staging dropped (or never started): these are copies
+        emitted a second time by a worker that took the job over, and are already counted."""
+        self._metrics.events_dropped.add(events, {"reason": "replay_finished"})
+        self._staging_known.discard(job_id)
+        self._replay_sessions.pop(job_id, None)
 
     async def _restore_live(self) -> None:
         try:
