@@ -11,7 +11,6 @@ import os
 import sys
 import uuid
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
@@ -23,6 +22,7 @@ from pulse.replay.request import follow, request_replay
 from pulse.replay.staging import create_staging, staging_exists, staging_table
 from pulse.replay.swap import swap
 from pulse.warehouse.client import Warehouse
+from replay_snapshot import snapshot as _snapshot
 from stack import Stack, Tenant
 from visitor import USER_AGENT
 
@@ -130,38 +130,6 @@ async def _totals(warehouse: Warehouse, tenant_ids: list[str]) -> list[int]:
         result = await warehouse.run(warehouse.client.query, query, parameters={"t": tenant_ids})
         totals.append(int(result.result_rows[0][0]))
     return totals
-
-
-_SNAPSHOT = {
-    "events": "SELECT tenant_id, site_id, hex(event_id), ts, name, hostname, pathname, referrer, visitor_id, "
-    "screen_width, props, engagement_ms, country, session_id, session_start, browser, os, device, source, "
-    "channel, utm_campaign FROM events WHERE {scope} ORDER BY tenant_id, site_id, event_id",
-    **{
-        f"stats_{grain}": f"SELECT tenant_id, site_id, bucket, sum(pageviews), sum(events), uniqMerge(visitors) "  # noqa: S608
-        f"FROM stats_{grain} WHERE {{scope}} GROUP BY tenant_id, site_id, bucket ORDER BY ALL"
-        for grain in ("minute", "hour", "day")
-    },
-    **{
-        f"breakdowns_{grain}": "SELECT tenant_id, site_id, bucket, dimension, value, sum(pageviews), sum(events), "  # noqa: S608
-        f"uniqMerge(visitors) FROM breakdowns_{grain} WHERE {{scope}} "
-        "GROUP BY tenant_id, site_id, bucket, dimension, value ORDER BY ALL"
-        for grain in ("hour", "day")
-    },
-    "sessions": "SELECT tenant_id, site_id, session_start, session_id, any(visitor_id), max(last_seen), "
-    "sum(pageviews), sum(events), sum(engagement_ms), argMinMerge(entry_page), argMaxMerge(exit_page), "
-    "argMinMerge(source), argMinMerge(channel), argMinMerge(country), argMinMerge(device), "
-    "argMinMerge(browser) FROM sessions WHERE {scope} "
-    "GROUP BY tenant_id, site_id, session_start, session_id ORDER BY ALL",
-}
-
-
-async def _snapshot(warehouse: Warehouse, tenant_ids: list[str]) -> dict[str, list[Any]]:
-    snapshot = {}
-    for table, sql in _SNAPSHOT.items():
-        query = sql.format(scope="tenant_id IN {t:Array(String)}")
-        result = await warehouse.run(warehouse.client.query, query, parameters={"t": tenant_ids})
-        snapshot[table] = [tuple(row) for row in result.result_rows]
-    return snapshot
 
 
 async def _pulse(stack: Stack, *args: str) -> tuple[int, str]:

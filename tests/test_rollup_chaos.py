@@ -53,6 +53,12 @@ class Backend:
         self.kills += 1
         self.start()
 
+    def stop(self) -> None:
+        """Gone until started again, so another process can open the chDB path."""
+        self._stack.close()
+        self._stack = contextlib.ExitStack()
+        self.process = None
+
     def close(self) -> None:
         self._stack.close()
 
