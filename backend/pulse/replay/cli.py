@@ -88,7 +88,8 @@ async def _follow(jobs: ReplayJobs, asked: ReplayJob, *, quiet: bool) -> ReplayJ
         async for job in follow(jobs, asked.id):
             progress.update(waiting, visible=job.state == "requested")
             if job.state != "requested":
-                progress.update(emitting, visible=True, total=job.total or None, completed=job.emitted)
+                counted = job.state != "emitting" or job.total > 0
+                progress.update(emitting, visible=True, total=job.total if counted else None, completed=job.emitted)
             if job.state in ("rebuilding", "swapping", "done"):
                 progress.update(emitting, completed=job.total)
                 progress.update(rebuilding, visible=True, total=job.total, completed=job.staged)
