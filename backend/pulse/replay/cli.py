@@ -89,7 +89,9 @@ async def _follow(jobs: ReplayJobs, asked: ReplayJob, *, quiet: bool) -> ReplayJ
             progress.update(waiting, visible=job.state == "requested")
             if job.state != "requested":
                 counted = job.state != "emitting" or job.total > 0
-                progress.update(emitting, visible=True, total=job.total if counted else None, completed=job.emitted)
+                progress.update(
+                    emitting, visible=True, total=job.total if counted else None, completed=job.emitted
+                )
             if job.state in ("rebuilding", "swapping", "done"):
                 progress.update(emitting, completed=job.total)
                 progress.update(rebuilding, visible=True, total=job.total, completed=job.staged)
