@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import httpx
 import msgspec
@@ -175,3 +176,12 @@ async def topic_events(settings: Settings) -> list[AnyEvent]:
     finally:
         await consumer.stop()
     return events
+
+
+async def stats_api(dashboard: str, email: str, password: str, path: str, **params: str) -> Any:
+    """GET a stats API path as the tenant user `email` reads it."""
+    async with httpx.AsyncClient(base_url=dashboard, timeout=30) as api:
+        token = (await api.post("/api/v1/token", json={"email": email, "password": password})).json()
+        response = await api.get(path, params=params, headers={"authorization": f"Bearer {token['token']}"})
+        response.raise_for_status()
+    return response.json()

@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 from aiokafka import AIOKafkaProducer
 
-from load import pulse_env
+from load import pulse_env, stats_api
 from pulse.embedded.services import free_port
 from pulse.events.message import EventV1, encode, partition_key
 from pulse.kafka.partitioning import keyed_partitioner
@@ -73,17 +73,10 @@ async def _produce(bootstrap: str, topic: str, events: list[EventV1]) -> None:
 
 
 async def _stored_events(dashboard: str, site: str) -> int:
-    async with httpx.AsyncClient(base_url=dashboard, timeout=30) as api:
-        token = (
-            await api.post("/api/v1/token", json={"email": "replay@example.com", "password": PASSWORD})
-        ).json()
-        response = await api.get(
-            f"/api/v1/sites/{site}/aggregate",
-            params={"period": "7d"},
-            headers={"authorization": f"Bearer {token['token']}"},
-        )
-        response.raise_for_status()
-        return int(response.json()["events"])
+    body = await stats_api(
+        dashboard, "replay@example.com", PASSWORD, f"/api/v1/sites/{site}/aggregate", period="7d"
+    )
+    return int(body["events"])
 
 
 async def _snapshot(home: Path, tenant_id: str) -> str:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import httpx
 
-from load import Load, kill, pulse_env, role_process, topic_events
+from load import Load, kill, pulse_env, role_process, stats_api, topic_events
 from pulse.embedded.services import EmbeddedService, free_port, start_broker, start_valkey
 from pulse.oltp.accounts import Accounts
 from pulse.oltp.db import create_engine
@@ -104,17 +104,10 @@ async def _healthy(url: str, timeout_s: float = 60.0) -> None:
 
 async def _minutes(dashboard: str, site: str) -> Counter[str]:
     """Events per minute of the last 30 minutes, from the stats API as a tenant reads it."""
-    async with httpx.AsyncClient(base_url=dashboard, timeout=30) as api:
-        token = (
-            await api.post("/api/v1/token", json={"email": "chaos@example.com", "password": PASSWORD})
-        ).json()
-        response = await api.get(
-            f"/api/v1/sites/{site}/timeseries",
-            params={"period": "30m"},
-            headers={"authorization": f"Bearer {token['token']}"},
-        )
-        response.raise_for_status()
-    return Counter({p["t"][:16]: p["events"] for p in response.json()["points"] if p["events"]})
+    body = await stats_api(
+        dashboard, "chaos@example.com", PASSWORD, f"/api/v1/sites/{site}/timeseries", period="30m"
+    )
+    return Counter({p["t"][:16]: p["events"] for p in body["points"] if p["events"]})
 
 
 async def test_rollups_equal_the_202s_per_site_and_minute_through_kills(tmp_path: Path) -> None:

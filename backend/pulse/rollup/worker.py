@@ -40,7 +40,7 @@ from pulse.rollup.live_restore import restore_live_window
 from pulse.rollup.offsets import SeekToStored
 from pulse.rollup.retention import TenantRetention
 from pulse.rollup.rows import COLUMNS, dedup_token, to_row
-from pulse.rollup.sessions import DAY_MS, Sessions
+from pulse.rollup.sessions import DAY_MS, SessionMark, Sessions
 from pulse.settings import Settings
 from pulse.telemetry.metrics import Metrics
 from pulse.telemetry.tracing import Tracing
@@ -199,18 +199,7 @@ class RollupWorker:
         )
         events = [event for _, event in kept]
         marks = await self._retrying("replay session assignment", lambda: sessions.assign(events), stop)
-        retention = await self._retention.current({event.tenant_id for event in events})
-        rows = [
-            to_row(
-                event,
-                record.partition,
-                record.offset,
-                f"replay-{job_id}",
-                mark,
-                TenantRetention.of(retention, event.tenant_id),
-            )
-            for (record, event), mark in zip(kept, marks, strict=True)
-        ]
+        rows = await self._rows(kept, marks, f"replay-{job_id}")
 
         async def insert() -> bool:
             try:
@@ -276,24 +265,28 @@ class RollupWorker:
             if span is not None:
                 span.set_attribute("pulse.events", len(events))
             marks = await self._retrying("session assignment", lambda: self._sessions.assign(events), stop)
-            epoch = self._settings.kafka_epoch
-            retention = await self._retention.current({event.tenant_id for event in events})
-            rows = [
-                to_row(
-                    event,
-                    record.partition,
-                    record.offset,
-                    epoch,
-                    mark,
-                    TenantRetention.of(retention, event.tenant_id),
-                )
-                for (record, event), mark in zip(kept, marks, strict=True)
-            ]
+            rows = await self._rows(kept, marks, self._settings.kafka_epoch)
             with self._tracing.span("clickhouse.insert"):
                 await self._insert(rows, dedup_token(events), stop)
             self._observe_durable(events)
             with self._tracing.span("redis.live_update"):
                 await self._update_live(events)
+
+    async def _rows(
+        self, kept: list[tuple[ConsumerRecord, AnyEvent]], marks: list[SessionMark], epoch: str
+    ) -> list[list[object]]:
+        retention = await self._retention.current({event.tenant_id for _, event in kept})
+        return [
+            to_row(
+                event,
+                record.partition,
+                record.offset,
+                epoch,
+                mark,
+                TenantRetention.of(retention, event.tenant_id),
+            )
+            for (record, event), mark in zip(kept, marks, strict=True)
+        ]
 
     def _observe_durable(self, events: Sequence[AnyEvent]) -> None:
         now_ms = time.time() * 1000
