@@ -9,7 +9,8 @@ import msgspec
 from redis.asyncio import Redis
 
 from pulse.events.message import EventV1
-from pulse.rollup.sessions import SESSION_GAP_MS, Sessions
+from pulse.live.keys import visit_key
+from pulse.rollup.sessions import SAVE_CHUNK, SESSION_GAP_MS, Sessions
 from pulse.warehouse.client import Warehouse
 from stack import Stack
 from visitor import USER_AGENT
@@ -64,6 +65,21 @@ async def test_a_gap_over_30_minutes_opens_a_new_session_and_reassigning_is_stab
     assert remembered == marks
     assert later[0].session_id != first.session_id
     assert later[0].start_ms == start + 10 * MINUTE_MS + 2 * SESSION_GAP_MS + 2
+
+
+async def test_every_visitor_of_a_batch_larger_than_a_save_chunk_is_saved_with_its_ttl(stack: Stack) -> None:
+    redis = Redis.from_url(stack.settings.redis_url)
+    start = 1_800_100_000_000
+    visitors = range(50_000, 50_000 + SAVE_CHUNK + 500)
+    try:
+        await Sessions(redis).assign([_event(v, start + v, site="site-chunks") for v in visitors])
+        keys = [visit_key("tenant-s", "site-chunks", v) for v in visitors]
+        saved = await redis.mget(keys)
+        ttls = {await redis.pttl(keys[0]), await redis.pttl(keys[-1])}
+    finally:
+        await redis.aclose()
+    assert all(isinstance(value, bytes) for value in saved)
+    assert all(0 < ttl <= SESSION_GAP_MS + 60_000 for ttl in ttls)
 
 
 async def test_a_session_ends_at_midnight_utc_so_every_session_lies_within_one_day(stack: Stack) -> None:
