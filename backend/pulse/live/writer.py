@@ -66,10 +66,12 @@ class LiveWriter:
                 continue
             second = e.ts_ms // 1000
             counts[(second // 60, second % 60)] += 1
+        minutes = set()
         for (minute, second), n in counts.items():
-            key = seconds_key(tenant_id, site_id, minute)
-            pipe.hincrby(key, str(second), n)
-            pipe.expire(key, SECONDS_TTL_S)
+            pipe.hincrby(seconds_key(tenant_id, site_id, minute), str(second), n)
+            minutes.add(minute)
+        for minute in minutes:
+            pipe.expire(seconds_key(tenant_id, site_id, minute), SECONDS_TTL_S)
 
     async def restore(
         self,

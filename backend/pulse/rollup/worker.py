@@ -290,8 +290,9 @@ class RollupWorker:
 
     def _observe_durable(self, events: Sequence[AnyEvent]) -> None:
         now_ms = time.time() * 1000
-        newest = max(e.ts_ms for e in events)
-        self._metrics.event_delay.record(max(0.0, now_ms - min(e.ts_ms for e in events)))
+        times = [e.ts_ms for e in events]
+        newest = max(times)
+        self._metrics.event_delay.record(max(0.0, now_ms - min(times)))
         self._metrics.saw_event(newest)
 
     async def _update_live(self, events: Sequence[AnyEvent]) -> None:
