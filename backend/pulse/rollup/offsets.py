@@ -7,6 +7,7 @@ retried insert is cut differently. The rows themselves say what is durable.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 
@@ -30,42 +31,59 @@ async def stored_next_offsets(warehouse: Warehouse, epoch: str) -> dict[int, int
 
 
 class SeekToStored(ConsumerRebalanceListener):  # type: ignore[misc]
-    """On every assignment, position each partition after what ClickHouse already holds."""
+    """On every assignment, position each partition after what ClickHouse already holds.
+
+    aiokafka rebalances in a background task while the worker may hold a batch: `batch` is
+    the lock the worker holds from the end of each poll to its commit. Revoking waits for it,
+    and every member's revocation completes before any member's assignment, so the partition's
+    next owner finds that batch in ClickHouse. Assigning holds it while reading and seeking, and
+    `on_assignment` (called under it, with the offsets sought per partition) lets the worker
+    set aside a batch it polled while the partitions were being positioned.
+    """
 
     def __init__(
         self,
         consumer: AIOKafkaConsumer,
         warehouse: Warehouse,
         epoch: str,
-        on_assignment: Callable[[], None] = lambda: None,
+        batch: asyncio.Lock,
+        on_assignment: Callable[[dict[int, int]], None] = lambda _: None,
     ) -> None:
         self._consumer = consumer
         self._warehouse = warehouse
         self._epoch = epoch
+        self._batch = batch
         self._on_assignment = on_assignment
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        """Nothing to flush: a batch is committed before the next poll can rebalance."""
+        async with self._batch:
+            pass
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        self._on_assignment()
+        async with self._batch:
+            self._on_assignment(await self._seek(assigned))
+
+    async def _seek(self, assigned: list[TopicPartition]) -> dict[int, int]:
         if not assigned:
-            return
+            return {}
         stored = await stored_next_offsets(self._warehouse, self._epoch)
         ends = await self._consumer.end_offsets(list(assigned))
+        sought = {}
         for tp in assigned:
             offset = stored.get(tp.partition)
             if offset is None:
                 continue
             if offset > ends[tp]:
-                # The topic was recreated under the same epoch: these offsets mean other events.
-                log.error(
-                    "ClickHouse holds partition %s up to offset %s but the topic ends at %s; "
-                    "the topic was recreated: set PULSE_KAFKA_EPOCH to a new value. "
-                    "Reading from Kafka's committed offset instead.",
+                # Tansu reports an end up to a batch short of records it serves; reading from
+                # Kafka's committed offset instead would count the batches in between twice.
+                log.warning(
+                    "ClickHouse holds partition %s up to offset %s, the broker reports its end at %s; "
+                    "reading from %s. If the topic was recreated, set PULSE_KAFKA_EPOCH to a new value.",
                     tp.partition,
                     offset,
                     ends[tp],
+                    offset,
                 )
-                continue
             self._consumer.seek(tp, offset)
+            sought[tp.partition] = offset
+        return sought

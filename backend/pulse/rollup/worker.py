@@ -25,7 +25,7 @@ from aiokafka import (
     ConsumerRecord,
     TopicPartition,
 )
-from aiokafka.errors import KafkaError
+from aiokafka.errors import CommitFailedError, KafkaError
 from clickhouse_connect.driver.exceptions import ClickHouseError
 from opentelemetry.metrics import Counter
 from redis.exceptions import RedisError
@@ -81,10 +81,36 @@ class RollupWorker:
         self._retention = retention
         self._lag: dict[tuple[str, int], int] = {}
         self._last_live_batch = 0
+        # Held from the end of each poll to its commit, and by rebalances (rollup/offsets.py).
+        self._batch = asyncio.Lock()
+        self._assignments = 0
+        self._sought: dict[int, int] = {}
         self._replay_sessions: dict[str, Sessions] = {}
         self._staging_known: set[str] = set()
         metrics.add_lag_source(lambda: dict(self._lag))
         self.connected = False
+
+    def _assigned(self, sought: dict[int, int]) -> None:
+        self._assignments += 1
+        self._sought = sought
+        self._sessions.forget()
+
+    def _read_again(
+        self, consumer: AIOKafkaConsumer, batches: dict[TopicPartition, list[ConsumerRecord]]
+    ) -> None:
+        """A batch polled while the group rebalanced may predate the seek to ClickHouse's offsets or
+        follow it: either way, its partitions are read again from where ClickHouse says."""
+        for tp, records in batches.items():
+            if records and consumer.assignment() and tp in consumer.assignment():
+                consumer.seek(tp, self._sought.get(tp.partition, records[0].offset))
+
+    async def _commit(self, consumer: AIOKafkaConsumer) -> None:
+        try:
+            await consumer.commit()
+        except CommitFailedError:
+            # The group is rebalancing. ClickHouse holds the batch and its offsets, which is
+            # where the next owner of these partitions starts; Kafka's offset only trails them.
+            log.info("offset commit skipped: the group is rebalancing")
 
     def caught_up(self) -> bool:
         """Live traffic has no lag: the last poll was not a full batch and every partition is at its end."""
@@ -102,14 +128,21 @@ class RollupWorker:
         consumer, replay, dlq = consumers
         try:
             while not stop.is_set():
+                assignment = self._assignments
                 batches = await consumer.getmany(
                     timeout_ms=self._settings.rollup_poll_ms, max_records=self._settings.rollup_batch_max
                 )
-                records = [r for tp_records in batches.values() for r in tp_records]
-                self._last_live_batch = len(records)
-                if records:
-                    await self._process(records, dlq, stop)
-                    await consumer.commit()
+                # Taken with no await since the poll returned. aiokafka holds getmany while the group
+                # rebalances, so the lock cannot be held there: the rebalance waits for it.
+                async with self._batch:
+                    if assignment != self._assignments:
+                        self._read_again(consumer, batches)
+                        continue
+                    records = [r for tp_records in batches.values() for r in tp_records]
+                    self._last_live_batch = len(records)
+                    if records:
+                        await self._process(records, dlq, stop)
+                        await self._commit(consumer)
                 await self._measure_lag(consumer)
                 if self.caught_up():
                     await self._replay_step(replay, dlq, stop)
@@ -132,7 +165,7 @@ class RollupWorker:
                 consumer.subscribe(
                     [self._settings.topic_raw],
                     listener=SeekToStored(
-                        consumer, self._warehouse, self._settings.kafka_epoch, self._sessions.forget
+                        consumer, self._warehouse, self._settings.kafka_epoch, self._batch, self._assigned
                     ),
                 )
                 await replay.start()
