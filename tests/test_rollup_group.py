@@ -94,14 +94,11 @@ async def test_a_worker_joining_and_leaving_the_group_under_load_leaves_every_ev
         "(SELECT event_id, any(kafka_partition) AS kafka_partition, any(kafka_offset) AS kafka_offset "
         "FROM events WHERE tenant_id = {t:String} GROUP BY event_id HAVING count() > 1) GROUP BY kafka_partition"
     )
-    try:
-        assert await stack.wait_for(stored, (sent, sent), timeout_s=60) == (sent, sent)
-        # Nothing arrives late a second time either.
-        await asyncio.sleep(2)
-        rows = (
-            await warehouse.run(warehouse.client.query, twice, parameters={"t": tenant.tenant_id})
-        ).result_rows
-        assert await stored() == (sent, sent), rows
-    finally:
-        warehouse.close()
+    assert await stack.wait_for(stored, (sent, sent), timeout_s=60) == (sent, sent)
+    # Nothing arrives late a second time either.
+    await asyncio.sleep(2)
+    rows = (
+        await warehouse.run(warehouse.client.query, twice, parameters={"t": tenant.tenant_id})
+    ).result_rows
+    assert await stored() == (sent, sent), rows
     assert sent > RATE * LOAD_S * 0.5
