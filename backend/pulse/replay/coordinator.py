@@ -58,9 +58,14 @@ class ReplayCoordinator:
         self._job = job
         log.info("replay %s: %s from %s to %s", job.id, job.state, job.first_day, job.last_day)
         work = asyncio.create_task(self._carry_out(stop))
+        stopping = asyncio.create_task(stop.wait())
         try:
             while not work.done():
-                await asyncio.wait({work}, timeout=HEARTBEAT_S)
+                await asyncio.wait({work, stopping}, timeout=HEARTBEAT_S, return_when=asyncio.FIRST_COMPLETED)
+                if stop.is_set():
+                    # Shutting down: the job is taken over (by this worker's next run, or another)
+                    # once its heartbeat goes stale, and its step repeated.
+                    return
                 if not work.done() and self._job is not None:
                     # Only the heartbeat: the work's own updates keep self._job current.
                     await self._jobs.advance(self._job)
@@ -70,6 +75,7 @@ class ReplayCoordinator:
         except UnknownProjection as exc:
             await self._advance(state="failed", error=str(exc))
         finally:
+            stopping.cancel()
             work.cancel()
             with contextlib.suppress(asyncio.CancelledError, LostClaim):
                 await work
