@@ -17,6 +17,7 @@ from pulse.oltp.replay_jobs import FINISHED, LostClaim, ReplayJob, ReplayJobs
 from pulse.replay.emit import count_events, emit
 from pulse.replay.staging import create_staging, drop_staging, staged_events, staged_job_ids
 from pulse.replay.swap import UnknownProjection, swap
+from pulse.rollup.offsets import all_consumed
 from pulse.settings import Settings
 from pulse.warehouse.client import Warehouse
 
@@ -92,9 +93,10 @@ class ReplayCoordinator:
         if job.state == "emitting":
             await create_staging(self._warehouse, job.id)
             # Events of these days still on their way to ClickHouse would be missed by the replay
-            # and then deleted by its swap.
-            while not self._caught_up():  # noqa: ASYNC110 (a condition of the worker's loop, not an event)
-                await asyncio.sleep(0.2)
+            # and then deleted by its swap: wait until this worker has no lag and ClickHouse holds
+            # every partition up to its end (the other workers' partitions too).
+            while not (self._caught_up() and await all_consumed(self._settings, self._warehouse)):  # noqa: ASYNC110
+                await asyncio.sleep(0.5)
             job = await self._advance(total=await count_events(self._warehouse, job), emitted=0)
             await emit(self._settings, self._warehouse, job, self._emitted)
             job = await self._advance(state="rebuilding")

@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 
+from pulse.settings import Settings
 from pulse.warehouse.client import Warehouse
 
 log = logging.getLogger(__name__)
@@ -28,6 +29,27 @@ GROUP BY kafka_partition
 async def stored_next_offsets(warehouse: Warehouse, epoch: str) -> dict[int, int]:
     result = await warehouse.run(warehouse.client.query, _NEXT_OFFSETS, parameters={"epoch": epoch})
     return {int(partition): int(offset) for partition, offset in result.result_rows}
+
+
+async def all_consumed(settings: Settings, warehouse: Warehouse) -> bool:
+    """The workers have dealt with every message of the raw topic up to the end the broker reports.
+
+    ClickHouse's offsets say what is stored; the group's committed offsets also cover batches
+    that stored nothing (bots, dead letters), which ClickHouse's offsets never reach.
+    """
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap_servers, group_id=settings.consumer_group
+    )
+    await consumer.start()
+    try:
+        await consumer.topics()
+        partitions = consumer.partitions_for_topic(settings.topic_raw) or set()
+        ends = await consumer.end_offsets([TopicPartition(settings.topic_raw, p) for p in partitions])
+        committed = {tp.partition: await consumer.committed(tp) or 0 for tp in ends}
+    finally:
+        await consumer.stop()
+    stored = await stored_next_offsets(warehouse, settings.kafka_epoch)
+    return all(max(stored.get(tp.partition, 0), committed[tp.partition]) >= end for tp, end in ends.items())
 
 
 class SeekToStored(ConsumerRebalanceListener):  # type: ignore[misc]
