@@ -54,7 +54,8 @@ class _OnAssignment(ConsumerRebalanceListener):  # type: ignore[misc]
         self._assigned = assigned
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        """Nothing to flush: a batch is committed before the next poll can rebalance."""
+        """Nothing to wait for: a replayed batch staged twice (by this worker and the partition's
+        next owner) is folded by the staging table."""
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         # Another worker may have moved these visitors' replayed sessions on meanwhile.
@@ -100,8 +101,9 @@ class RollupWorker:
     ) -> None:
         """A batch polled while the group rebalanced may predate the seek to ClickHouse's offsets or
         follow it: either way, its partitions are read again from where ClickHouse says."""
+        assigned = consumer.assignment()
         for tp, records in batches.items():
-            if records and consumer.assignment() and tp in consumer.assignment():
+            if records and tp in assigned:
                 consumer.seek(tp, self._sought.get(tp.partition, records[0].offset))
 
     async def _commit(self, consumer: AIOKafkaConsumer) -> None:
