@@ -54,43 +54,33 @@ class Edge:
     per_site: RateLimiter
 
 
-class Ingest:
-    def __init__(
-        self,
-        settings: Settings,
-        sites: SiteDirectory,
-        edge: Edge,
-        publisher: EventPublisher,
-        metrics: Metrics,
-        tracing: Tracing,
-    ) -> None:
-        self._tracing = tracing
+class Admission:
+    """Every step but publishing: what the collector and the Redpanda Connect plugin share.
+
+    `admit` returns the events to publish, [] for bots, or raises Rejection with the reason.
+    """
+
+    def __init__(self, settings: Settings, sites: SiteDirectory, edge: Edge, metrics: Metrics) -> None:
         self._settings = settings
         self._sites = sites
         self._edge = edge
-        self._publisher = publisher
         self._metrics = metrics
         self._event_ids = EventIds()
 
-    async def single(self, body: bytes, ctx: RequestContext) -> int:
-        return await self._accept(self._decode(lambda: [decode_single(body)]), ctx)
-
-    async def batch(self, body: bytes, ctx: RequestContext) -> int:
-        return await self._accept(
-            self._decode(lambda: decode_batch(body, self._settings.max_batch_events)), ctx
-        )
-
-    def _decode(self, decode: Callable[[], list[Beacon]]) -> list[Beacon]:
+    def decode(self, decode: Callable[[], list[Beacon]]) -> list[Beacon]:
         try:
             return decode()
         except BeaconError as exc:
-            self._drop("invalid", 1)
+            self.drop("invalid", 1)
             raise Rejection(400, exc.reason, exc.field) from exc
 
-    async def _accept(self, beacons: list[Beacon], ctx: RequestContext) -> int:
+    async def admit(
+        self, beacons: list[Beacon], ctx: RequestContext, now_ms: int | None = None
+    ) -> list[EventV1]:
+        """`now_ms` is the events' time: now for beacons, the source's own time for a log line."""
         if self._settings.bot_filter and is_bot(ctx.user_agent):
-            self._drop("bot", len(beacons))
-            return 0
+            self.drop("bot", len(beacons))
+            return []
         self._limit(self._edge.per_ip, ctx.ip, len(beacons), "rate_limited_ip", "this address")
         sites = await self._resolve_all(beacons)
         self._check_hosts(beacons, sites)
@@ -99,25 +89,15 @@ class Ingest:
             self._limit(self._edge.per_site, site_id, cost, "rate_limited_site", f"site {site_id!r}")
         salt = await self._edge.salt.current()
         country = self._edge.countries.country(ctx.ip)
-        now_ms = int(time.time() * 1000)
+        ts_ms = int(time.time() * 1000) if now_ms is None else now_ms
         # One request is one browser: the IP and User-Agent part of the id is the same per site.
         visitors = {s: visitor_id(salt, s, ctx.ip, ctx.user_agent) for s in sites}
-        events = [self._stamp(b, sites[b.s], ctx, visitors[b.s], country, now_ms) for b in beacons]
-        with self._tracing.span("collector.ingest") as span:
-            if span is not None:
-                span.set_attribute("pulse.events", len(events))
-            try:
-                await self._publisher.publish(events, self._tracing.headers())
-            except BrokerUnavailable as exc:
-                self._drop(exc.reason, len(events))
-                raise
-        self._metrics.events_accepted.add(len(events))
-        return len(events)
+        return [self._stamp(b, sites[b.s], ctx, visitors[b.s], country, ts_ms) for b in beacons]
 
     def _limit(self, limiter: RateLimiter, key: str, cost: int, reason: str, who: str) -> None:
         wait = limiter.take(key, cost)
         if wait > 0:
-            self._drop(reason, cost)
+            self.drop(reason, cost)
             raise Rejection(429, f"too many events from {who}; slow down", "", retry_after_s(wait))
 
     async def _resolve_all(self, beacons: list[Beacon]) -> dict[str, SiteRecord]:
@@ -128,10 +108,10 @@ class Ingest:
             site = await self._sites.resolve(beacon.s)
             at = _path(beacons, index, "s")
             if site is None:
-                self._drop("unknown_site", len(beacons))
+                self.drop("unknown_site", len(beacons))
                 raise Rejection(404, f"unknown site key {beacon.s!r}", at)
             if site.disabled:
-                self._drop("site_disabled", len(beacons))
+                self.drop("site_disabled", len(beacons))
                 raise Rejection(403, f"site {beacon.s!r} is disabled", at)
             resolved[beacon.s] = site
         return resolved
@@ -143,7 +123,7 @@ class Ingest:
                 continue
             host = urlsplit(beacon.u).hostname or ""
             if not site.accepts_host(host):
-                self._drop("host_not_allowed", len(beacons))
+                self.drop("host_not_allowed", len(beacons))
                 raise Rejection(
                     403, f"site {beacon.s!r} does not accept events from {host!r}", _path(beacons, index, "u")
                 )
@@ -169,8 +149,50 @@ class Ingest:
             country=country,
         )
 
-    def _drop(self, reason: str, count: int) -> None:
+    def drop(self, reason: str, count: int) -> None:
         self._metrics.events_dropped.add(count, {"reason": reason})
+
+
+class Ingest:
+    """Admission, then an acknowledged write to Kafka."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        sites: SiteDirectory,
+        edge: Edge,
+        publisher: EventPublisher,
+        metrics: Metrics,
+        tracing: Tracing,
+    ) -> None:
+        self._tracing = tracing
+        self._settings = settings
+        self._admission = Admission(settings, sites, edge, metrics)
+        self._publisher = publisher
+        self._metrics = metrics
+
+    async def single(self, body: bytes, ctx: RequestContext) -> int:
+        return await self._accept(self._admission.decode(lambda: [decode_single(body)]), ctx)
+
+    async def batch(self, body: bytes, ctx: RequestContext) -> int:
+        return await self._accept(
+            self._admission.decode(lambda: decode_batch(body, self._settings.max_batch_events)), ctx
+        )
+
+    async def _accept(self, beacons: list[Beacon], ctx: RequestContext) -> int:
+        events = await self._admission.admit(beacons, ctx)
+        if not events:
+            return 0
+        with self._tracing.span("collector.ingest") as span:
+            if span is not None:
+                span.set_attribute("pulse.events", len(events))
+            try:
+                await self._publisher.publish(events, self._tracing.headers())
+            except BrokerUnavailable as exc:
+                self._admission.drop(exc.reason, len(events))
+                raise
+        self._metrics.events_accepted.add(len(events))
+        return len(events)
 
 
 class EventIds:

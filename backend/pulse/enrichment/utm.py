@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import re
 from typing import NamedTuple
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode
 
 MAX_TAG = 200
 
@@ -59,3 +59,19 @@ def campaign_tags(query: str) -> CampaignTags:
     if not found and not click:
         return NO_TAGS
     return CampaignTags(**found, click_network=click)
+
+
+def tagged_query(query: str) -> str:
+    """Only the parameters enrichment reads (UTM tags and click ids), in their order.
+
+    What leaves the pipeline to be kept (archives, webhooks) carries no other query parameter:
+    those can hold anything a site puts in its links, e-mail addresses and tokens included.
+    """
+    if not query or _MARKER.search(query) is None:
+        return ""
+    kept = [
+        (key, value)
+        for key, value in parse_qsl(query, keep_blank_values=True, errors="replace")
+        if (name := key.strip().lower()).startswith("utm_") or name in CLICK_IDS
+    ]
+    return urlencode(kept)

@@ -60,7 +60,7 @@ _FIELD_NAMES = {
 
 def decode_single(body: bytes) -> Beacon:
     beacon = _decode(_single, body)
-    _check(beacon, "$")
+    check(beacon, "$")
     return beacon
 
 
@@ -71,7 +71,7 @@ def decode_batch(body: bytes, max_events: int) -> list[Beacon]:
     if len(beacons) > max_events:
         raise BeaconError(f"a batch may hold at most {max_events} events, got {len(beacons)}", "$")
     for index, beacon in enumerate(beacons):
-        _check(beacon, f"$[{index}]")
+        check(beacon, f"$[{index}]")
     return beacons
 
 
@@ -102,7 +102,8 @@ def _is_page_url(url: str) -> bool:
         return False
 
 
-def _check(beacon: Beacon, at: str) -> None:
+def check(beacon: Beacon, at: str) -> None:
+    """What msgspec's types cannot say: the URL is a page URL, and the props are few enough."""
     if not _is_page_url(beacon.u):
         raise BeaconError("url must be an absolute http(s) URL with a host (field `u`: url)", f"{at}.u")
     if beacon.p is not None and len(beacon.p) > MAX_PROPS:
