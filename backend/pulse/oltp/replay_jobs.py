@@ -32,6 +32,8 @@ class ReplayJob(msgspec.Struct, frozen=True, kw_only=True):
     heartbeat_at: int = 0
     error: str = ""
     created_at: int = 0
+    # The root folder of an archive of events.raw to read the days from; '' reads the raw table.
+    archive: str = ""
 
 
 class OverlappingReplay(Exception):
@@ -59,6 +61,7 @@ _jobs = Table(
     Column("heartbeat_at", BigInteger),
     Column("error", Text),
     Column("created_at", BigInteger),
+    Column("archive", Text),
 )
 
 
@@ -71,7 +74,7 @@ class ReplayJobs:
         return int(self._clock() * 1000)
 
     async def create(
-        self, tenant_id: str, site_ids: tuple[str, ...], first_day: date, last_day: date
+        self, tenant_id: str, site_ids: tuple[str, ...], first_day: date, last_day: date, archive: str = ""
     ) -> ReplayJob:
         """A new requested job, unless an unfinished one covers any of the same sites and days.
 
@@ -85,6 +88,7 @@ class ReplayJobs:
             last_day=last_day,
             state="requested",
             created_at=self._now_ms(),
+            archive=archive,
         )
         async with self._engine.begin() as conn:
             unfinished = await conn.execute(

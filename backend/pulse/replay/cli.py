@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import sys
 from datetime import date
+from pathlib import Path
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -32,6 +33,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--to", dest="last_day", type=day, required=True, metavar="DAY", help="last day, included (UTC)"
     )
+    parser.add_argument(
+        "--from-archive",
+        dest="archive",
+        type=Path,
+        metavar="DIR",
+        help="read the days from this archive of events.raw (collectors/README.md) instead of the raw table",
+    )
     parser.add_argument("--no-wait", action="store_true", help="print the replay's id and return")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -52,13 +60,14 @@ async def _replay(settings: Settings, args: argparse.Namespace) -> int:
                 site_id=args.site,
                 first_day=args.first_day,
                 last_day=args.last_day,
+                archive=args.archive,
             )
         except (ReplayRefused, OverlappingReplay) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
         print(
-            f"replay {job.id}: {len(job.site_ids)} site(s), {job.first_day} to {job.last_day}; "
-            "a rollup worker carries it out"
+            f"replay {job.id}: {len(job.site_ids)} site(s), {job.first_day} to {job.last_day}"
+            f"{f' from the archive at {job.archive}' if job.archive else ''}; a rollup worker carries it out"
         )
         if args.no_wait:
             return 0

@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Callable
 
 from pulse.oltp.replay_jobs import FINISHED, LostClaim, ReplayJob, ReplayJobs
+from pulse.replay.archive import load_archive
 from pulse.replay.emit import count_events, emit
 from pulse.replay.staging import create_staging, drop_staging, staged_events, staged_job_ids
 from pulse.replay.swap import UnknownProjection, swap
@@ -97,9 +98,11 @@ class ReplayCoordinator:
             # every partition up to its end (the other workers' partitions too).
             while not (self._caught_up() and await all_consumed(self._settings, self._warehouse)):  # noqa: ASYNC110
                 await asyncio.sleep(0.5)
-            job = await self._advance(total=await count_events(self._warehouse, job), emitted=0)
-            await emit(self._settings, self._warehouse, job, self._emitted)
-            job = await self._advance(state="rebuilding")
+            total = await (load_archive if job.archive else count_events)(self._warehouse, job)
+            job = await self._advance(total=total, emitted=0)
+            emitted = await emit(self._settings, self._warehouse, job, self._emitted)
+            # What the workers will stage: an archive's bots are not emitted.
+            job = await self._advance(state="rebuilding", total=emitted)
         if job.state == "rebuilding":
             while (staged := await staged_events(self._warehouse, job.id)) < job.total:
                 await self._advance(staged=staged)

@@ -3,6 +3,8 @@
 Rows are read in time order, and keyed like live events (site + visitor), so each visitor's
 events reach one worker in order, as sessionizing needs. What the worker derived the first time
 travels with each event (Enrichment): raw rows keep no User-Agent to derive it from again.
+A replay from an archive reads its loaded source table instead (pulse.replay.archive), whose
+events do carry their User-Agent; the bots among them are left out, as the live path drops them.
 """
 
 from __future__ import annotations
@@ -13,10 +15,12 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
+from pulse.enrichment.bots import is_bot
 from pulse.enrichment.event import COLUMNS as ENRICHMENT_COLUMNS
 from pulse.events.message import Enrichment, EventV1, encode, partition_key
 from pulse.kafka.partitioning import keyed_partitioner
 from pulse.oltp.replay_jobs import ReplayJob
+from pulse.replay.archive import hour_of_archive
 from pulse.settings import Settings
 from pulse.warehouse.client import Warehouse
 
@@ -89,7 +93,7 @@ async def emit(
     job: ReplayJob,
     on_progress: Callable[[int], Awaitable[None]],
 ) -> int:
-    """Produces every raw event of the job's scope (acks=all); returns how many."""
+    """Produces every event of the job's scope (acks=all); returns how many."""
     producer = AIOKafkaProducer(
         bootstrap_servers=settings.kafka_bootstrap_servers,
         acks="all",
@@ -103,14 +107,11 @@ async def emit(
     emitted = 0
     try:
         for hour in hours(job.first_day, job.last_day):
-            result = await warehouse.run(
-                warehouse.client.query, _HOUR, parameters={**scope_parameters(job), "hour": hour}
-            )
-            if not result.result_rows:
+            events = await _hour(warehouse, job, hour)
+            if not events:
                 continue
             sent = []
-            for row in result.result_rows:
-                event = to_event(row)
+            for event in events:
                 sent.append(
                     await producer.send(
                         settings.topic_replay, encode(event), key=partition_key(event), headers=headers
@@ -123,3 +124,14 @@ async def emit(
     finally:
         await producer.stop()
     return emitted
+
+
+async def _hour(warehouse: Warehouse, job: ReplayJob, hour: datetime) -> list[EventV1]:
+    if job.archive:
+        start_ms = int(hour.timestamp() * 1000)
+        archived = await hour_of_archive(warehouse, job, start_ms, start_ms + 3_600_000)
+        return [event for event in archived if not is_bot(event.user_agent)]
+    result = await warehouse.run(
+        warehouse.client.query, _HOUR, parameters={**scope_parameters(job), "hour": hour}
+    )
+    return [to_event(row) for row in result.result_rows]

@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 from pulse.oltp.accounts import Accounts
 from pulse.oltp.replay_jobs import FINISHED, ReplayJob, ReplayJobs
+from pulse.replay.archive import ArchiveMissing, check_archive
 
 
 class ReplayRefused(ValueError):
@@ -26,6 +28,7 @@ async def request_replay(
     site_id: str | None,
     first_day: date,
     last_day: date,
+    archive: Path | None = None,
     today: Callable[[], date] = today_utc,
 ) -> ReplayJob:
     tenant_id, site_ids = await _scope(accounts, tenant_id, site_id)
@@ -39,12 +42,19 @@ async def request_replay(
         raise ReplayRefused(
             f"--to {last_day} is not over yet: a replay rebuilds whole past days (UTC), up to {now - timedelta(days=1)}"
         )
+    if archive is not None:
+        try:
+            root = check_archive(archive, first_day, last_day)
+        except ArchiveMissing as exc:
+            raise ReplayRefused(str(exc)) from None
+        # Days past the raw retention are what an archive is for.
+        return await jobs.create(tenant_id, site_ids, first_day, last_day, archive=str(root))
     # TTL removes a day's rows as parts merge, so the oldest kept day may already be partly gone.
     oldest = now - timedelta(days=tenant.retention_days - 1)
     if first_day < oldest:
         raise ReplayRefused(
             f"--from {first_day} is past the tenant's raw event retention ({tenant.retention_days} days): "
-            f"the oldest day a replay can rebuild is {oldest}"
+            f"the oldest day a replay can rebuild is {oldest}; an archive can rebuild it (--from-archive)"
         )
     return await jobs.create(tenant_id, site_ids, first_day, last_day)
 

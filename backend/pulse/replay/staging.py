@@ -12,13 +12,23 @@ import re
 from pulse.warehouse.client import Warehouse
 
 _PREFIX = "events_replay_"
+# The archived events a replay from an archive reads, loaded once (pulse.replay.archive).
+_SOURCE_PREFIX = "replay_source_"
 _JOB_ID = re.compile("[0-9a-f]{32}")
 
 
 def staging_table(job_id: str) -> str:
+    return _PREFIX + _checked(job_id)
+
+
+def source_table(job_id: str) -> str:
+    return _SOURCE_PREFIX + _checked(job_id)
+
+
+def _checked(job_id: str) -> str:
     if not _JOB_ID.fullmatch(job_id):
         raise ValueError(f"not a replay id: {job_id!r}")
-    return _PREFIX + job_id
+    return job_id
 
 
 async def create_staging(warehouse: Warehouse, job_id: str) -> None:
@@ -41,7 +51,9 @@ async def staged_events(warehouse: Warehouse, job_id: str) -> int:
 
 
 async def drop_staging(warehouse: Warehouse, job_id: str) -> None:
-    await warehouse.run(warehouse.client.command, f"DROP TABLE IF EXISTS {staging_table(job_id)}")
+    """The replay's tables: its staging table and, for a replay from an archive, its source."""
+    for table in (staging_table(job_id), source_table(job_id)):
+        await warehouse.run(warehouse.client.command, f"DROP TABLE IF EXISTS {table}")
 
 
 async def staged_job_ids(warehouse: Warehouse) -> list[str]:
