@@ -1,7 +1,8 @@
 """A Pulse Redpanda Connect plugin process, driven as Redpanda Connect drives it: over gRPC.
 
-The plugin is started as its manifest (collectors/plugins/*.yaml) starts it, with the two
-variables Redpanda Connect sets, and spoken to with the SDK's own protocol stubs and converters.
+The plugin is started with its manifest's command (collectors/plugins/pulse_<component>.yaml),
+with the two variables Redpanda Connect sets, and spoken to with the SDK's own protocol stubs
+and converters.
 """
 
 from __future__ import annotations
@@ -17,9 +18,18 @@ from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 
 import grpc
+import yaml
 from redpanda_connect import Message, Value
 from redpanda_connect._convert import batch_to_proto, proto_to_batch, value_to_proto
 from redpanda_connect._proto.redpanda.runtime.v1alpha1 import processor_pb2, processor_pb2_grpc
+
+PLUGINS = Path(__file__).resolve().parents[1] / "collectors" / "plugins"
+
+
+def manifest_command(component: str) -> list[str]:
+    """The manifest's command, with this interpreter for `python` (the project's venv in the image)."""
+    command: list[str] = yaml.safe_load((PLUGINS / f"pulse_{component}.yaml").read_text())["command"]
+    return [sys.executable if part == "python" else part for part in command]
 
 
 class PluginError(Exception):
@@ -58,7 +68,7 @@ async def running_plugin(component: str, env: Mapping[str, str]) -> AsyncIterato
     socket = folder / "plugin.sock"
     # Started once per test and waited for below without blocking the loop.
     process = subprocess.Popen(  # noqa: ASYNC220
-        [sys.executable, "-m", "pulse.connect", component],
+        manifest_command(component),
         env={
             **os.environ,
             **env,

@@ -32,7 +32,8 @@ SECRET = "test-secret-key-for-compose-config-only"
 ROLES = ("collector", "rollup", "dashboard")
 PULSE_SERVICES = ("migrate", *ROLES)
 BACKING = ("redpanda", "clickhouse", "redis", "postgres")
-EXPECTED_SERVICES = {*BACKING, "prometheus", "grafana", *PULSE_SERVICES}
+CONNECT_SERVICES = ("connect-events", "connect-archive")
+EXPECTED_SERVICES = {*BACKING, "prometheus", "grafana", *PULSE_SERVICES, *CONNECT_SERVICES}
 
 # What each role talks to (ARCHITECTURE.md): it must not start before these are healthy.
 ROLE_BACKING: dict[str, set[str]] = {
@@ -376,3 +377,24 @@ def test_grafana_dashboard_provider_reads_the_mounted_folder() -> None:
     provider = providers[0]
     assert provider["type"] == "file"
     assert provider["options"]["path"] == "/var/lib/grafana/dashboards"
+
+
+def test_connect_profile_runs_the_repositorys_pipelines_with_their_plugins(
+    services: dict[str, Config],
+) -> None:
+    """Redpanda Connect services start only with `--profile connect`, on files that exist here."""
+    for name in CONNECT_SERVICES:
+        service = services[name]
+        assert service["profiles"] == ["connect"], name
+        assert service["build"]["dockerfile"] == "collectors/Dockerfile"
+        command = service["command"]
+        assert command[0] == "run"
+        plugins = [arg.removeprefix("--rpc-plugins=") for arg in command if arg.startswith("--rpc-plugins=")]
+        pipelines = [arg for arg in command[1:] if not arg.startswith("--")]
+        for path in (*plugins, *pipelines):
+            assert path.startswith("/app/"), path
+            assert (REPO / path.removeprefix("/app/")).is_file(), f"{name}: {path} is not in the repository"
+        assert "4195/ready" in " ".join(service["healthcheck"]["test"])
+    assert services["connect-archive"]["environment"]["PULSE_ARCHIVE_DIR"] == "/archive"
+    dockerfile = (REPO / "collectors" / "Dockerfile").read_text()
+    assert "COPY --from=connect /redpanda-connect /usr/local/bin/redpanda-connect" in dockerfile
