@@ -14,10 +14,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.status_codes import HTTP_413_REQUEST_ENTITY_TOO_LARGE
 from litestar.types import ASGIApp
 
-from pulse.collector.geo import country_lookup
-from pulse.collector.ingest import Edge, Ingest, Rejection
-from pulse.collector.limits import RateLimiter
-from pulse.collector.privacy import DailySalt
+from pulse.collector.ingest import Ingest, Rejection, edge_for
 from pulse.collector.routes import event_routes, pinned_tracker_script, tracker_script
 from pulse.collector.site_source import AccountsSiteSource
 from pulse.collector.sites import SiteDirectory
@@ -25,7 +22,6 @@ from pulse.collector.tracker import TrackerScript
 from pulse.kafka.publisher import BrokerUnavailable, EventPublisher
 from pulse.oltp.accounts import Accounts
 from pulse.oltp.db import create_engine
-from pulse.oltp.salts import SaltStore
 from pulse.settings import Settings
 from pulse.telemetry.http import http_metrics
 from pulse.telemetry.metrics import Metrics, process_metrics
@@ -62,13 +58,9 @@ def create_collector_app(settings: Settings, tracing: Tracing | None = None) -> 
     engine = create_engine(settings.effective_database_url)
     publisher = EventPublisher(settings, metrics_)
     sites = SiteDirectory(AccountsSiteSource(Accounts(engine)), settings.site_cache_ttl_s)
-    edge = Edge(
-        salt=DailySalt(SaltStore(engine)),
-        countries=country_lookup(settings.geoip_database),
-        per_ip=RateLimiter(settings.rate_limit_ip_per_s, settings.rate_limit_ip_burst),
-        per_site=RateLimiter(settings.rate_limit_site_per_s, settings.rate_limit_site_burst),
+    ingest = Ingest(
+        settings, sites, edge_for(settings, engine), publisher, metrics_, tracing or Tracing(enabled=False)
     )
-    ingest = Ingest(settings, sites, edge, publisher, metrics_, tracing or Tracing(enabled=False))
     tracker = TrackerScript(settings.tracker_path)
 
     @asynccontextmanager

@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import msgspec
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from pulse.collector.geo import CountryLookup
+from pulse.collector.geo import CountryLookup, country_lookup
 from pulse.collector.limits import RateLimiter, retry_after_s
 from pulse.collector.privacy import DailySalt, first_party_visitor_id, visitor_id
 from pulse.collector.sites import SiteDirectory, SiteRecord
@@ -25,6 +26,7 @@ from pulse.enrichment.bots import is_bot
 from pulse.events.beacon import Beacon, BeaconError, decode_batch, decode_single
 from pulse.events.message import EventV1
 from pulse.kafka.publisher import BrokerUnavailable, EventPublisher
+from pulse.oltp.salts import SaltStore
 from pulse.settings import Settings
 from pulse.telemetry.metrics import Metrics
 from pulse.telemetry.tracing import Tracing
@@ -54,6 +56,18 @@ class Edge:
     per_site: RateLimiter
 
 
+def edge_for(settings: Settings, engine: AsyncEngine, *, rate_limited: bool = True) -> Edge:
+    """The edge every admitting process builds: salts from the OLTP store, countries, limits."""
+    return Edge(
+        salt=DailySalt(SaltStore(engine)),
+        countries=country_lookup(settings.geoip_database),
+        per_ip=RateLimiter(settings.rate_limit_ip_per_s if rate_limited else 0, settings.rate_limit_ip_burst),
+        per_site=RateLimiter(
+            settings.rate_limit_site_per_s if rate_limited else 0, settings.rate_limit_site_burst
+        ),
+    )
+
+
 class Admission:
     """Every step but publishing: what the collector and the Redpanda Connect plugin share.
 
@@ -75,9 +89,9 @@ class Admission:
             raise Rejection(400, exc.reason, exc.field) from exc
 
     async def admit(
-        self, beacons: list[Beacon], ctx: RequestContext, now_ms: int | None = None
+        self, beacons: list[Beacon], ctx: RequestContext, ts_ms: int | None = None
     ) -> list[EventV1]:
-        """`now_ms` is the events' time: now for beacons, the source's own time for a log line."""
+        """`ts_ms` is the events' time: None (now) for beacons, the source's own for a log line."""
         if self._settings.bot_filter and is_bot(ctx.user_agent):
             self.drop("bot", len(beacons))
             return []
@@ -89,7 +103,8 @@ class Admission:
             self._limit(self._edge.per_site, site_id, cost, "rate_limited_site", f"site {site_id!r}")
         salt = await self._edge.salt.current()
         country = self._edge.countries.country(ctx.ip)
-        ts_ms = int(time.time() * 1000) if now_ms is None else now_ms
+        if ts_ms is None:
+            ts_ms = int(time.time() * 1000)
         # One request is one browser: the IP and User-Agent part of the id is the same per site.
         visitors = {s: visitor_id(salt, s, ctx.ip, ctx.user_agent) for s in sites}
         return [self._stamp(b, sites[b.s], ctx, visitors[b.s], country, ts_ms) for b in beacons]

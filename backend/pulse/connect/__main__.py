@@ -12,16 +12,12 @@ import sys
 from redpanda_connect import Value, processor_main
 from redpanda_connect.core import ProcessorConstructor
 
-from pulse.collector.geo import country_lookup
-from pulse.collector.ingest import Admission, Edge
-from pulse.collector.limits import RateLimiter
-from pulse.collector.privacy import DailySalt
+from pulse.collector.ingest import Admission, edge_for
 from pulse.collector.site_source import AccountsSiteSource
 from pulse.collector.sites import SiteDirectory
 from pulse.connect.processors import ExportProcessor, IngestProcessor, ingest_config
 from pulse.oltp.accounts import Accounts
 from pulse.oltp.db import create_engine
-from pulse.oltp.salts import SaltStore
 from pulse.settings import load_settings
 from pulse.telemetry.metrics import process_metrics
 
@@ -30,14 +26,9 @@ def ingest(config: Value) -> IngestProcessor:
     checked = ingest_config(config)
     settings = load_settings()
     engine = create_engine(settings.effective_database_url)
-    edge = Edge(
-        salt=DailySalt(SaltStore(engine)),
-        countries=country_lookup(settings.geoip_database),
-        # Limits belong to the pipeline here (Redpanda Connect's rate_limit resources): a server
-        # sends every visitor's events from one address.
-        per_ip=RateLimiter(0, 0),
-        per_site=RateLimiter(0, 0),
-    )
+    # Limits belong to the pipeline here (Redpanda Connect's rate_limit resources): a server
+    # sends every visitor's events from one address.
+    edge = edge_for(settings, engine, rate_limited=False)
     sites = SiteDirectory(AccountsSiteSource(Accounts(engine)), settings.site_cache_ttl_s)
     admission = Admission(settings, sites, edge, process_metrics(enabled=False))
     return IngestProcessor(checked, admission, on_close=engine.dispose)

@@ -83,9 +83,7 @@ def beacon_of(**fields: object) -> Beacon:
     try:
         beacon = msgspec.convert(fields, Beacon)
         check(beacon, "$")
-    except msgspec.ValidationError as exc:
-        raise InvalidEvent(str(exc)) from exc
-    except ValueError as exc:
+    except (msgspec.ValidationError, ValueError) as exc:
         raise InvalidEvent(str(exc)) from exc
     return beacon
 
