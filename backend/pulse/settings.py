@@ -68,6 +68,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     rollup_poll_ms: int = 200
     # The broker may hold a fetch this long waiting for data: it bounds beacon-to-screen latency.
     rollup_fetch_wait_ms: int = 20
+    # Resent copies of an event (same sender id) are counted once when they arrive within this
+    # window of the first; it covers the tracker's resend (10 s) and load balancer retries with
+    # room to spare. Past max_ids remembered ids (16 bytes each, ~90 B with the set) it shrinks.
+    rollup_resend_window_s: float = 300.0
+    rollup_resend_max_ids: int = 2_000_000
     # How often an idle worker looks for a replay asked for with `pulse replay`, and how long a
     # replay's worker may go silent before another worker takes it over.
     replay_poll_s: float = 2.0

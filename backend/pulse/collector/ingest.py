@@ -8,6 +8,7 @@ and nothing is stored, because telling a bot it was recognised only teaches it t
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import os
 import time
@@ -146,17 +147,19 @@ class Admission:
     def _stamp(
         self, beacon: Beacon, site: SiteRecord, ctx: RequestContext, visitor: int, country: str, now_ms: int
     ) -> EventV1:
+        if beacon.i is not None:
+            visitor = first_party_visitor_id(self._settings.secret_key, site.site_id, beacon.i)
         return EventV1(
-            event_id=self._event_ids.next(),
+            event_id=self._event_ids.next()
+            if beacon.x is None
+            else sent_event_id(site.site_id, visitor, beacon.x),
             tenant_id=site.tenant_id,
             site_id=site.site_id,
             ts_ms=now_ms,
             name=beacon.n,
             url=beacon.u,
             referrer=beacon.r,
-            visitor_id=visitor
-            if beacon.i is None
-            else first_party_visitor_id(self._settings.secret_key, site.site_id, beacon.i),
+            visitor_id=visitor,
             user_agent=ctx.user_agent[:512],
             screen_width=beacon.w,
             props=beacon.p or {},
@@ -222,6 +225,17 @@ class EventIds:
 
     def next(self) -> bytes:
         return self._prefix + next(self._counter).to_bytes(8, "big")
+
+
+def sent_event_id(site_id: str, visitor: int, sent: float | str) -> bytes:
+    """The id of an event its sender named, the same for every copy the sender resends.
+
+    The visitor is part of it, so nobody can make another visitor's events look like copies of
+    theirs; the type is, so that 0.5 and "0.5" stay two ids.
+    """
+    digest = hashlib.blake2b(digest_size=16, person=b"pulse-sent-id")
+    digest.update(f"{site_id}\x00{visitor}\x00{type(sent).__name__}\x00{sent!r}".encode())
+    return digest.digest()
 
 
 def _path(beacons: list[Beacon], index: int, field: str) -> str:

@@ -37,6 +37,8 @@ _FIELDS = {
     "p": f"Custom properties of the event, at most {MAX_PROPS}.",
     "e": "Engaged time on the page in milliseconds, for engagement events.",
     "i": 'First-party visitor id, sent only when the site uses data-visitor="cookie".',
+    "x": "The event's own id, chosen by the sender (a number in [0, 1) or a short string): a resent "
+    "copy with the same id is counted once.",
 }
 if set(_FIELDS) != set(Beacon.__struct_fields__):  # pragma: no cover - a new beacon field needs words here
     raise RuntimeError(f"describe every Beacon field in {__name__}: {sorted(Beacon.__struct_fields__)}")

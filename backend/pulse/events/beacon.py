@@ -21,6 +21,9 @@ MAX_PROPS = 30
 EngagementMs = Annotated[int, msgspec.Meta(ge=0, le=86_400_000)]
 # The tracker's first-party id (data-visitor="cookie"): String(Math.random()) fits.
 ClientId = Annotated[str, msgspec.Meta(min_length=1, max_length=32, pattern=r"^[0-9A-Za-z._-]+$")]
+# The event's own id, chosen by the sender, so that a resent copy is counted once: the tracker
+# sends Math.random(); server-side senders may send a string of their own.
+SendId = Annotated[float, msgspec.Meta(ge=0, lt=1)] | ClientId
 
 
 class Beacon(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -32,6 +35,7 @@ class Beacon(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     p: dict[PropKey, PropValue] | None = None
     e: EngagementMs = 0
     i: ClientId | None = None
+    x: SendId | None = None
 
 
 class BeaconError(ValueError):
@@ -55,6 +59,7 @@ _FIELD_NAMES = {
     "p": "props",
     "e": "engagement ms",
     "i": "visitor id",
+    "x": "event id",
 }
 
 

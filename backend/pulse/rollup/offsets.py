@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 
@@ -69,7 +69,7 @@ class SeekToStored(ConsumerRebalanceListener):  # type: ignore[misc]
         warehouse: Warehouse,
         epoch: str,
         batch: asyncio.Lock,
-        on_assignment: Callable[[dict[int, int]], None] = lambda _: None,
+        on_assignment: Callable[[dict[int, int]], Awaitable[None]],
     ) -> None:
         self._consumer = consumer
         self._warehouse = warehouse
@@ -83,7 +83,7 @@ class SeekToStored(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         async with self._batch:
-            self._on_assignment(await self._seek(assigned))
+            await self._on_assignment(await self._seek(assigned))
 
     async def _seek(self, assigned: list[TopicPartition]) -> dict[int, int]:
         if not assigned:

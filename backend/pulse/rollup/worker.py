@@ -38,6 +38,7 @@ from pulse.replay.emit import REPLAY_HEADER
 from pulse.replay.staging import staging_exists, staging_table
 from pulse.rollup.live_restore import restore_live_window
 from pulse.rollup.offsets import SeekToStored
+from pulse.rollup.resent import ResentCopies, stored_recently
 from pulse.rollup.retention import TenantRetention
 from pulse.rollup.rows import COLUMNS, dedup_token, to_row
 from pulse.rollup.sessions import DAY_MS, SessionMark, Sessions
@@ -88,13 +89,22 @@ class RollupWorker:
         self._sought: dict[int, int] = {}
         self._replay_sessions: dict[str, Sessions] = {}
         self._staging_known: set[str] = set()
+        self._resent = ResentCopies(settings.rollup_resend_window_s, settings.rollup_resend_max_ids)
+        self._stop = asyncio.Event()
         metrics.add_lag_source(lambda: dict(self._lag))
         self.connected = False
 
-    def _assigned(self, sought: dict[int, int]) -> None:
+    async def _assigned(self, sought: dict[int, int]) -> None:
         self._assignments += 1
         self._sought = sought
         self._sessions.forget()
+        window = self._settings.rollup_resend_window_s
+        recent = await self._retrying(
+            "recent event ids",
+            lambda: stored_recently(self._warehouse, self._settings.kafka_epoch, list(sought), window),
+            self._stop,
+        )
+        self._resent.remember(recent)
 
     def _read_again(
         self, consumer: AIOKafkaConsumer, batches: dict[TopicPartition, list[ConsumerRecord]]
@@ -123,6 +133,7 @@ class RollupWorker:
         )
 
     async def run(self, stop: asyncio.Event) -> None:
+        self._stop = stop
         await self._restore_live()
         consumers = await self._connect(stop)
         if consumers is None:
@@ -292,6 +303,7 @@ class RollupWorker:
                 self._metrics.events_dropped.add(1, {"reason": "bot"})
                 continue
             kept.append((record, event))
+        kept = self._first_copies(kept)
         if not kept:
             return
         events = [event for _, event in kept]
@@ -303,9 +315,25 @@ class RollupWorker:
             rows = await self._rows(kept, marks, self._settings.kafka_epoch)
             with self._tracing.span("clickhouse.insert"):
                 await self._insert(rows, dedup_token(events), stop)
+            self._resent.remember(event.event_id for event in events)
             self._observe_durable(events)
             with self._tracing.span("redis.live_update"):
                 await self._update_live(events)
+
+    def _first_copies(
+        self, kept: list[tuple[ConsumerRecord, AnyEvent]]
+    ) -> list[tuple[ConsumerRecord, AnyEvent]]:
+        """Drops copies of an event already stored, or already earlier in this batch (pulse.rollup.resent)."""
+        first: list[tuple[ConsumerRecord, AnyEvent]] = []
+        batch: set[bytes] = set()
+        for record, event in kept:
+            if event.event_id in batch or self._resent.seen(event.event_id):
+                continue
+            batch.add(event.event_id)
+            first.append((record, event))
+        if len(first) < len(kept):
+            self._metrics.events_dropped.add(len(kept) - len(first), {"reason": "resent_copy"})
+        return first
 
     async def _rows(
         self, kept: list[tuple[ConsumerRecord, AnyEvent]], marks: list[SessionMark], epoch: str
