@@ -13,6 +13,7 @@ import hashlib
 import html
 import re
 from collections.abc import AsyncIterator, Iterator
+from http import HTTPStatus
 
 import httpx
 import pytest
@@ -119,6 +120,43 @@ async def test_pageview_on_load_goes_to_the_scripts_origin_as_text_plain(browsin
     assert beacon.host == f"shop.test:{browsing.site.port}"
     assert beacon.content_type.startswith("text/plain")
     assert beacon.payload == {"s": SITE, "n": "pageview", "u": page.url, "r": "", "w": 1280}
+
+
+async def test_every_event_carries_its_own_random_id(browsing: Browsing) -> None:
+    page = await browsing.open()
+    await browsing.pageviews(1)
+    await page.evaluate("pulse('one'); pulse('two')")
+    await browsing.site.wait_for(lambda: len(browsing.site.recorded) == 3)
+    ids = [r.sent_id for r in browsing.site.recorded]
+    assert all(isinstance(i, float) and 0 <= i < 1 for i in ids)
+    assert len(set(ids)) == 3
+
+
+@pytest.mark.parametrize("status", [HTTPStatus.SERVICE_UNAVAILABLE, HTTPStatus.TOO_MANY_REQUESTS])
+async def test_a_refused_beacon_is_sent_again_later_with_the_same_id(
+    browsing: Browsing, status: HTTPStatus
+) -> None:
+    browsing.site.answer_next(status)
+    page = await browsing.open()
+    await browsing.site.wait_for(lambda: len(browsing.site.recorded) == 1)
+    first = browsing.site.recorded[0]
+    await browsing.quiet(page)
+    assert browsing.site.events("pageview") == []
+    # Ten seconds later, once, as a beacon.
+    await browsing.site.wait_for(lambda: len(browsing.site.recorded) == 2, timeout_s=15)
+    resent = browsing.site.recorded[1]
+    assert (resent.payload, resent.sent_id) == (first.payload, first.sent_id)
+    assert browsing.site.events("pageview") == [first.payload]
+
+
+async def test_a_beacon_refused_for_what_it_is_is_not_sent_again(browsing: Browsing) -> None:
+    browsing.site.answer_next(HTTPStatus.BAD_REQUEST, HTTPStatus.SERVICE_UNAVAILABLE)
+    page = await browsing.open()
+    await browsing.site.wait_for(lambda: len(browsing.site.recorded) == 1)
+    # The 503 that was queued next goes to the next event, so that one comes again.
+    await page.evaluate("pulse('later')")
+    await browsing.site.wait_for(lambda: len(browsing.site.recorded) == 3, timeout_s=15)
+    assert [r.payload["n"] for r in browsing.site.recorded] == ["pageview", "later", "later"]
 
 
 async def test_data_api_overrides_the_endpoint(browsing: Browsing) -> None:

@@ -27,16 +27,19 @@ PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
 
 
 class Recorded(msgspec.Struct, frozen=True):
-    """One POST /api/event as it arrived."""
+    """One POST /api/event as it arrived; the event's random id `x` apart from the payload."""
 
     payload: dict[str, Any]
     content_type: str
     host: str
+    sent_id: object = None
+    status: int = HTTPStatus.ACCEPTED
 
 
 class TrackerSite:
     def __init__(self) -> None:
         self._recorded: list[Recorded] = []
+        self._answers: list[HTTPStatus] = []
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self.port = self._server.server_address[1]
@@ -47,9 +50,17 @@ class TrackerSite:
         query = f"?{urlencode(params)}" if params else ""
         return f"http://{host}:{self.port}/{page}{query}"
 
-    def record(self, recorded: Recorded) -> None:
+    def answer_next(self, *statuses: HTTPStatus) -> None:
+        """The next beacons are answered with these statuses, then with 202 again."""
         with self._lock:
-            self._recorded.append(recorded)
+            self._answers.extend(statuses)
+
+    def record(self, payload: dict[str, Any], content_type: str, host: str) -> HTTPStatus:
+        with self._lock:
+            status = self._answers.pop(0) if self._answers else HTTPStatus.ACCEPTED
+            sent_id = payload.pop("x", None)
+            self._recorded.append(Recorded(payload, content_type, host, sent_id, status))
+            return status
 
     @property
     def recorded(self) -> list[Recorded]:
@@ -57,7 +68,12 @@ class TrackerSite:
             return list(self._recorded)
 
     def events(self, name: str | None = None) -> list[dict[str, Any]]:
-        return [r.payload for r in self.recorded if name is None or r.payload.get("n") == name]
+        """Beacons the site accepted (202), so a refused one that is resent shows once."""
+        return [
+            r.payload
+            for r in self.recorded
+            if r.status == HTTPStatus.ACCEPTED and (name is None or r.payload.get("n") == name)
+        ]
 
     async def wait_for(self, check: Callable[[], bool], timeout_s: float = 5.0) -> None:
         """Beacons arrive on the server's threads; poll until check() holds or fail."""
@@ -97,8 +113,11 @@ def _handler(site: TrackerSite) -> type[BaseHTTPRequestHandler]:
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("content-length", "0")))
             headers = self.headers
-            site.record(Recorded(json.loads(body), headers.get("content-type", ""), headers.get("host", "")))
-            self._send(b'{"accepted": 1}', "application/json", HTTPStatus.ACCEPTED)
+            status = site.record(json.loads(body), headers.get("content-type", ""), headers.get("host", ""))
+            answer = (
+                b'{"accepted": 1}' if status == HTTPStatus.ACCEPTED else b'{"error": "refused by the test"}'
+            )
+            self._send(answer, "application/json", status)
 
         def _send(self, body: bytes, content_type: str, status: HTTPStatus = HTTPStatus.OK) -> None:
             self.send_response(status)

@@ -20,17 +20,21 @@
       (!("debug" in data) && (nav.webdriver || /^(localhost|127\.|$)/.test(loc.hostname)));
     let store;
     let current;
-    let since = 0;
+    let since;
     try {
       store = localStorage;
     } catch (e) {} // the browser blocks storage: no flag to read, no id to keep
 
     // A string body goes as text/plain, a CORS-simple request (no preflight). keepalive lets
-    // it outlive the page, so a click that navigates away is never held back.
+    // it outlive the page, so a click that navigates away is never held back (keepalive: 1 is
+    // true to fetch, one byte shorter). A 429 or 5xx (the collector could not store it, or a
+    // load balancer lost it) is sent once more 10 s later, as a beacon, which survives the page
+    // being closed by then; when fetch itself fails, the beacon goes at once. `x` is the
+    // event's own random id, so a copy that did arrive the first time is counted once.
     // The visitor id is made only once sending is allowed, so an opted-out browser keeps none;
     // without storage the collector's daily hash stands in (void 0 leaves the key out).
-    // body is a parameter only because that is shorter than declaring it.
-    const send = (n, extra, u = page(), body) =>
+    // body and beacon are parameters only because that is shorter than declaring them.
+    const send = (n, extra, u = page(), body, beacon) =>
       off ||
       store?.pulse_ignore == "true" ||
       fetch(api, {
@@ -42,10 +46,14 @@
           r: d.referrer,
           w: innerWidth,
           i: PULSE_VISITOR && data.visitor == "cookie" && store ? (store.pulse_id ||= Math.random() + "") : void 0,
+          x: Math.random(),
           ...extra,
         })),
-        keepalive: true,
-      }).catch(guard(() => nav.sendBeacon(api, body)));
+        keepalive: 1,
+      }).then(
+        (r) => r.status > 428 && setTimeout(beacon, 1e4),
+        (beacon = guard(() => nav.sendBeacon(api, body))),
+      );
 
     // Engagement is visible time, sent per visible stretch: when the page is hidden (which
     // includes leaving it) and when a SPA navigation ends the page it belonged to. The
