@@ -24,7 +24,14 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run one or more roles in this process (the production shape)")
     run.add_argument("roles", nargs="+", choices=["collector", "rollup", "dashboard"])
 
-    sub.add_parser("migrate", help="apply ClickHouse and OLTP migrations (idempotent)")
+    migrate = sub.add_parser("migrate", help="apply ClickHouse and OLTP migrations (idempotent)")
+    migrate.add_argument(
+        "--print",
+        action="store_true",
+        dest="print_ddl",
+        help="print the ClickHouse DDL of every migration for this configuration (the cluster form "
+        "when PULSE_CLICKHOUSE_CLUSTER is set) and exit without connecting",
+    )
 
     site = sub.add_parser("site", help="change a site, addressed by its key")
     site_sub = site.add_subparsers(dest="site_command", required=True)
@@ -74,11 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         serve(settings, args.roles)
         return 0
     if args.command == "migrate":
-        from pulse.migrate import migrate
-
-        applied = asyncio.run(migrate(settings))
-        print(f"applied {len(applied.clickhouse)} ClickHouse and {len(applied.oltp)} OLTP migrations")
-        return 0
+        return _migrate(settings, print_ddl=args.print_ddl)
     if args.command == "site":
         return _site(settings, args)
     if args.command == "tenant":
@@ -92,6 +95,22 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return loadgen(settings, args)
     return 2
+
+
+def _migrate(settings: Settings, *, print_ddl: bool) -> int:
+    from pulse.migrate import clickhouse_script, migrate
+    from pulse.warehouse.cluster import ClusterError
+
+    try:
+        if print_ddl:
+            print(clickhouse_script(settings), end="")
+            return 0
+        applied = asyncio.run(migrate(settings))
+    except ClusterError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"applied {len(applied.clickhouse)} ClickHouse and {len(applied.oltp)} OLTP migrations")
+    return 0
 
 
 def _tenant(settings: Settings, args: argparse.Namespace) -> int:

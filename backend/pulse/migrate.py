@@ -7,8 +7,9 @@ import msgspec
 from pulse.oltp.db import create_engine
 from pulse.oltp.migrate import apply_oltp_migrations
 from pulse.settings import Settings
-from pulse.warehouse.client import Warehouse
-from pulse.warehouse.migrate import apply_clickhouse_migrations
+from pulse.warehouse.client import Warehouse, create_database_ddl
+from pulse.warehouse.cluster import Cluster
+from pulse.warehouse.migrate import apply_clickhouse_migrations, ledger_ddl, planned_migrations
 
 
 class Applied(msgspec.Struct, frozen=True):
@@ -16,11 +17,39 @@ class Applied(msgspec.Struct, frozen=True):
     oltp: list[str]
 
 
+def clickhouse_cluster(settings: Settings) -> Cluster | None:
+    if not settings.clickhouse_cluster:
+        return None
+    return Cluster(settings.clickhouse_cluster, settings.clickhouse_database)
+
+
+def clickhouse_script(settings: Settings) -> str:
+    """All the ClickHouse DDL `pulse migrate` runs for this configuration, as one script to review.
+
+    Every migration is listed, applied or not; `pulse migrate` runs those its ledger lacks.
+    """
+    cluster = clickhouse_cluster(settings)
+    parts = [
+        f"-- ClickHouse schema for {f'cluster {cluster.name}' if cluster else 'a single server'}",
+        f"{create_database_ddl(settings.clickhouse_database, settings.clickhouse_cluster)};",
+        f"-- the ledger of applied migrations\n{ledger_ddl(cluster).strip()};",
+    ]
+    for migration in planned_migrations(settings.migrations_dir / "clickhouse", cluster):
+        parts.append(f"-- {migration.name}\n" + "\n\n".join(f"{s};" for s in migration.statements))
+    return "\n\n".join(parts) + "\n"
+
+
 async def migrate(settings: Settings) -> Applied:
-    warehouse = Warehouse(settings.effective_clickhouse_url, settings.clickhouse_database)
+    cluster = clickhouse_cluster(settings)
+    warehouse = Warehouse(
+        settings.effective_clickhouse_url, settings.clickhouse_database, settings.clickhouse_cluster
+    )
     try:
         clickhouse = await warehouse.run(
-            apply_clickhouse_migrations, warehouse.client, settings.migrations_dir / "clickhouse"
+            apply_clickhouse_migrations,
+            warehouse.client,
+            settings.migrations_dir / "clickhouse",
+            cluster,
         )
     finally:
         warehouse.close()

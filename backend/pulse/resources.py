@@ -23,7 +23,8 @@ class Resources:
 
     @functools.cached_property
     def warehouse(self) -> Warehouse:
-        return Warehouse(self.settings.effective_clickhouse_url, self.settings.clickhouse_database)
+        settings = self.settings
+        return Warehouse(settings.effective_clickhouse_url, settings.clickhouse_database, settings.clickhouse_cluster)
 
     @functools.cached_property
     def redis(self) -> Redis:

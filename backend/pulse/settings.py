@@ -23,6 +23,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     kafka_bootstrap_servers: str = ""
     clickhouse_url: str = ""
     clickhouse_database: str = "pulse"
+    # A cluster named in the servers' remote_servers: migrations then create Replicated tables on
+    # every shard and a Distributed table under each name (warehouse/cluster.py). Empty: one server.
+    clickhouse_cluster: str = ""
     redis_url: str = ""
     database_url: str = ""
     secret_key: str = ""

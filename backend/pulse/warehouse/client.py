@@ -16,30 +16,55 @@ from typing import Any
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 
+from pulse.warehouse.cluster import Cluster, ClusterError
+
 
 def is_embedded(url: str) -> bool:
     return url.startswith("chdb:")
 
 
-def connect(url: str, database: str | None = None) -> Client:
+def connect(url: str, database: str | None = None, settings: dict[str, Any] | None = None) -> Client:
     if is_embedded(url):
         Path(url.removeprefix("chdb://")).mkdir(parents=True, exist_ok=True)
     kwargs: dict[str, Any] = {"dsn": url}
     if database:
         kwargs["database"] = database
+    if settings:
+        kwargs["settings"] = settings
     return clickhouse_connect.get_client(**kwargs)
 
 
-class Warehouse:
-    """Owns the client; `run` executes a blocking client call off the event loop."""
+def create_database_ddl(database: str, cluster: str = "") -> str:
+    on_cluster = f" {Cluster(cluster, database).on_cluster}" if cluster else ""
+    return f"CREATE DATABASE IF NOT EXISTS {_identifier(database)}{on_cluster}"
 
-    def __init__(self, url: str, database: str) -> None:
+
+class Warehouse:
+    """Owns the client; `run` executes a blocking client call off the event loop.
+
+    `cluster` (PULSE_CLICKHOUSE_CLUSTER) is set where the schema is the cluster form of the
+    migrations (warehouse/cluster.py): each table name is then a Distributed table.
+    """
+
+    def __init__(self, url: str, database: str, cluster: str = "") -> None:
+        if cluster and is_embedded(url):
+            raise ClusterError(
+                "PULSE_CLICKHOUSE_CLUSTER names a cluster of ClickHouse servers: set CLICKHOUSE_URL to "
+                "one of them (embedded chDB is a single server)"
+            )
         bootstrap = connect(url)
         try:
-            bootstrap.command(f"CREATE DATABASE IF NOT EXISTS {_identifier(database)}")
+            bootstrap.command(create_database_ddl(database, cluster))
         finally:
             bootstrap.close()
-        self.client = connect(url, database)
+        # By default a Distributed table acknowledges an insert once it is queued on the server that
+        # received it, and sends it to the shards later. The rollup worker treats an acknowledged
+        # batch as stored: the offsets it next seeks from are read from the shards, so a queued batch
+        # would be read again and counted twice. In the foreground, the insert returns once every
+        # shard has its part, and each part is an ordinary insert there, deduplicated by the same
+        # token when a batch is retried.
+        settings = {"distributed_foreground_insert": 1} if cluster else None
+        self.client = connect(url, database, settings)
         self.database = database
         self._executor = ThreadPoolExecutor(max_workers=1 if is_embedded(url) else 4, thread_name_prefix="ch")
 

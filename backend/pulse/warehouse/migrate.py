@@ -1,16 +1,37 @@
-"""Applies migrations/clickhouse/NNNN_*.sql in order, once each, recorded in the database."""
+"""Applies migrations/clickhouse/NNNN_*.sql in order, once each, recorded in the database.
+
+With a cluster configured, each statement is applied in its cluster form (warehouse/cluster.py).
+"""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
+import msgspec
 from clickhouse_connect.driver.client import Client
+
+from pulse.warehouse.cluster import Cluster, ClusterError, ClusterRenderer
 
 _LEDGER = """
 CREATE TABLE IF NOT EXISTS schema_migrations (name String, applied_at DateTime('UTC') DEFAULT now())
 ENGINE = ReplacingMergeTree ORDER BY name
 """
+
+# On a cluster the ledger is one table replicated to every server of every shard (its Keeper path
+# has no shard), so `pulse migrate` run against any server knows what an earlier run applied to the
+# whole cluster: the statements themselves ran ON CLUSTER. The shard in the replica name keeps
+# replica names distinct where every shard numbers its replicas alike.
+_CLUSTER_LEDGER = """
+CREATE TABLE IF NOT EXISTS schema_migrations {on_cluster} (name String, applied_at DateTime('UTC') DEFAULT now())
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{{database}}/schema_migrations', '{{shard}}-{{replica}}')
+ORDER BY name
+"""
+
+
+class Migration(msgspec.Struct, frozen=True):
+    name: str
+    statements: list[str]
 
 
 def migration_files(directory: Path) -> list[Path]:
@@ -23,15 +44,45 @@ def statements(sql: str) -> list[str]:
     return [s.strip() for s in re.split(r";\s*$", body, flags=re.MULTILINE) if s.strip()]
 
 
-def apply_clickhouse_migrations(client: Client, directory: Path) -> list[str]:
-    client.command(_LEDGER)
+def ledger_ddl(cluster: Cluster | None = None) -> str:
+    return _CLUSTER_LEDGER.format(on_cluster=cluster.on_cluster) if cluster else _LEDGER
+
+
+def planned_migrations(directory: Path, cluster: Cluster | None = None) -> list[Migration]:
+    """Every migration's statements as they are applied: the files' own, or their cluster form.
+
+    All files are rendered, applied or not, because a statement's cluster form depends on what
+    the earlier ones created.
+    """
+    files = migration_files(directory)
+    if cluster is None:
+        return [Migration(path.name, statements(path.read_text())) for path in files]
+    renderer = ClusterRenderer(cluster)
+    planned = []
+    for path in files:
+        rendered = []
+        for statement in statements(path.read_text()):
+            try:
+                rendered.extend(renderer.render(statement))
+            except ClusterError as exc:
+                raise ClusterError(
+                    f"{path.name}, for cluster {cluster.name}: {exc}, in:\n{statement}"
+                ) from exc
+        planned.append(Migration(path.name, rendered))
+    return planned
+
+
+def apply_clickhouse_migrations(client: Client, directory: Path, cluster: Cluster | None = None) -> list[str]:
+    # Rendered first: a statement without a cluster form stops the run before anything is applied.
+    planned = planned_migrations(directory, cluster)
+    client.command(ledger_ddl(cluster))
     done = {row[0] for row in client.query("SELECT name FROM schema_migrations FINAL").result_rows}
     applied = []
-    for path in migration_files(directory):
-        if path.name in done:
+    for migration in planned:
+        if migration.name in done:
             continue
-        for statement in statements(path.read_text()):
+        for statement in migration.statements:
             client.command(statement)
-        client.insert("schema_migrations", [[path.name]], column_names=["name"])
-        applied.append(path.name)
+        client.insert("schema_migrations", [[migration.name]], column_names=["name"])
+        applied.append(migration.name)
     return applied
