@@ -61,6 +61,15 @@ def _parser() -> argparse.ArgumentParser:
     load.add_argument("--duration", type=float, help="seconds to run (default: until Ctrl-C)")
     load.add_argument("--total", type=int, help="stop after this many events")
     load.add_argument("--seed", type=int, default=7)
+    load.add_argument(
+        "--resend",
+        type=int,
+        default=0,
+        help="send an event refused with 429/5xx, or whose connection failed, again up to N times (default 0)",
+    )
+    load.add_argument(
+        "--resend-delay", type=float, default=0.2, help="seconds before each resend (default 0.2)"
+    )
     load.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 

@@ -9,7 +9,7 @@ import signal
 
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from pulse.loadgen.runner import LoadResult, run_load
+from pulse.loadgen.runner import LoadResult, Resend, run_load
 from pulse.loadgen.traffic import TrafficModel
 from pulse.settings import Settings
 
@@ -57,8 +57,12 @@ async def _run(url: str, model: TrafficModel, args: argparse.Namespace) -> int:
             total=args.total,
             stop=stop,
             on_progress=on_progress,
+            resend=Resend(attempts=args.resend, delay_s=args.resend_delay),
         )
         progress.update(task, completed=result.sent, ok=result.accepted)
     rate = result.sent / result.elapsed_s if result.elapsed_s else 0.0
-    print(f"sent {result.sent} · accepted {result.accepted} · {rate:.0f}/s · statuses {result.statuses}")
+    print(
+        f"sent {result.sent} · accepted {result.accepted} · resent {result.resent} · {rate:.0f}/s"
+        f" · statuses {result.statuses}"
+    )
     return 0 if result.accepted == result.sent else 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable
 
@@ -16,10 +17,26 @@ _encode = msgspec.json.Encoder().encode
 
 
 class LoadResult(msgspec.Struct):
+    """`sent` counts events, `accepted` those finally answered 202; `statuses` every answer,
+    resends included, and `resent` how many resends it took."""
+
     sent: int = 0
     accepted: int = 0
+    resent: int = 0
     statuses: dict[str, int] = msgspec.field(default_factory=dict)
     elapsed_s: float = 0.0
+
+
+class Resend(msgspec.Struct, frozen=True):
+    """What the tracker does with a refused beacon (429, 5xx), and here with a lost connection
+    too: send it again, same id, after `delay_s`. attempts=0 sends every event once."""
+
+    attempts: int = 0
+    delay_s: float = 0.2
+
+
+def _refused(status: int) -> bool:
+    return status == 429 or status >= 500
 
 
 async def run_load(
@@ -31,8 +48,13 @@ async def run_load(
     concurrency: int = 32,
     stop: asyncio.Event | None = None,
     on_progress: Callable[[LoadResult], None] | None = None,
+    resend: Resend | None = None,
 ) -> LoadResult:
-    """Single-event requests at `rate` per second until duration, total or stop, whichever first."""
+    """Single-event requests at `rate` per second until duration, total or stop, whichever first.
+
+    Every event carries its own id (`x`), as the tracker's do, so a resent copy counts once.
+    """
+    resend = resend or Resend()
     stop = stop or asyncio.Event()
     result, statuses = LoadResult(), Counter[str]()
     started = time.monotonic()
@@ -42,12 +64,21 @@ async def run_load(
     async def send(client: httpx.AsyncClient) -> None:
         hit = model.next_hit()
         headers = {"content-type": "text/plain", "user-agent": hit.user_agent, "x-forwarded-for": hit.ip}
+        body = _encode({**hit.body, "x": uuid.uuid4().hex})
         try:
-            response = await client.post("/api/event", content=_encode(hit.body), headers=headers)
-            statuses[str(response.status_code)] += 1
-            result.accepted += response.status_code == 202
-        except httpx.HTTPError as exc:
-            statuses[type(exc).__name__] += 1
+            for attempt in range(resend.attempts + 1):
+                if attempt:
+                    result.resent += 1
+                    await asyncio.sleep(resend.delay_s)
+                try:
+                    response = await client.post("/api/event", content=body, headers=headers)
+                except httpx.HTTPError as exc:
+                    statuses[type(exc).__name__] += 1
+                    continue
+                statuses[str(response.status_code)] += 1
+                if not _refused(response.status_code):
+                    result.accepted += response.status_code == 202
+                    return
         finally:
             gate.release()
 
