@@ -73,6 +73,9 @@ class Stack:
                 response = await api.get(
                     f"/api/v1/sites/{tenant.site.id}/aggregate", params={"period": period}
                 )
+                if response.status_code != 200:
+                    # ClickHouse may be down for a test, and back a moment later.
+                    return {"status": response.status_code}
                 body = response.json()
                 return {name: int(body[name]) for name in names}
 

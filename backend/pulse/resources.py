@@ -24,7 +24,9 @@ class Resources:
     @functools.cached_property
     def warehouse(self) -> Warehouse:
         settings = self.settings
-        return Warehouse(settings.effective_clickhouse_url, settings.clickhouse_database, settings.clickhouse_cluster)
+        return Warehouse(
+            settings.effective_clickhouse_url, settings.clickhouse_database, settings.clickhouse_cluster
+        )
 
     @functools.cached_property
     def redis(self) -> Redis:

@@ -76,6 +76,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # room to spare. Past max_ids remembered ids (16 bytes each, ~90 B with the set) it shrinks.
     rollup_resend_window_s: float = 300.0
     rollup_resend_max_ids: int = 2_000_000
+    # A dependency (broker, ClickHouse, Redis) that failed three calls in a row is not asked again
+    # for this long: requests get their 503 or fallback at once instead of each waiting a timeout.
+    breaker_open_s: float = 5.0
     # How often an idle worker looks for a replay asked for with `pulse replay`, and how long a
     # replay's worker may go silent before another worker takes it over.
     replay_poll_s: float = 2.0

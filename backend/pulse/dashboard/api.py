@@ -11,8 +11,8 @@ from litestar.exceptions import NotAuthorizedException
 from litestar.params import FromPath, FromQuery, JSONBody, Parameter
 
 from pulse.auth.tokens import TokenService
+from pulse.dashboard.live_figures import LiveSource
 from pulse.dashboard.session import api_scope
-from pulse.live.reader import LiveReader
 from pulse.oltp.accounts import Accounts
 from pulse.stats.periods import PeriodName, resolve_period
 from pulse.stats.service import Aggregate, StatsService, Timeseries
@@ -36,6 +36,8 @@ class TokenResponse(msgspec.Struct, frozen=True):
 class Realtime(msgspec.Struct, frozen=True):
     site_id: FromPath[str]
     visitors: int
+    # "redis", or "clickhouse" while the live layer is down: the same figure, read from raw events.
+    source: str
 
 
 class TokenController(Controller):
@@ -90,7 +92,8 @@ class StatsController(Controller):
         site_id: FromPath[str],
         tenant: NamedDependency[TenantScope],
         stats: NamedDependency[StatsService],
-        live: NamedDependency[LiveReader],
+        live: NamedDependency[LiveSource],
     ) -> Realtime:
         await stats.site(tenant, site_id)
-        return Realtime(site_id=site_id, visitors=await live.current_visitors(tenant, site_id))
+        figures = await live.figures(tenant, site_id)
+        return Realtime(site_id=site_id, visitors=figures.current_visitors, source=figures.source)

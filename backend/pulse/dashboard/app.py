@@ -13,14 +13,16 @@ from litestar.di import Provide
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
 from litestar.plugins.jinja import JinjaTemplateEngine
-from litestar.response import Redirect
+from litestar.response import Redirect, Template
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 from litestar.types import ASGIApp
 
 from pulse.auth.tokens import TokenService
+from pulse.breaker import CircuitBreaker
 from pulse.dashboard.api import StatsController, TokenController
 from pulse.dashboard.live import live_stream
+from pulse.dashboard.live_figures import LiveSource
 from pulse.dashboard.pages import AuthPages, SitePages
 from pulse.dashboard.session import LoginRequired
 from pulse.dashboard.sites import TenantSites
@@ -31,7 +33,7 @@ from pulse.resources import Resources
 from pulse.stats.service import SiteNotFound, StatsService
 from pulse.telemetry.http import http_metrics
 from pulse.telemetry.routes import health_handler, metrics
-from pulse.warehouse.reader import ScopedReader
+from pulse.warehouse.reader import ScopedReader, WarehouseUnavailable
 
 
 def _to_login(_: Request[None, None, State], __: LoginRequired) -> Redirect:
@@ -40,6 +42,24 @@ def _to_login(_: Request[None, None, State], __: LoginRequired) -> Redirect:
 
 def _site_not_found(_: Request[None, None, State], __: SiteNotFound) -> Response[dict[str, str]]:
     return Response({"error": "no such site"}, status_code=404)
+
+
+def _warehouse_unavailable(
+    request: Request[None, None, State], exc: WarehouseUnavailable
+) -> Response[dict[str, object]] | Template:
+    """The figures cannot be read; the events are safe in Kafka and will be counted when it is back."""
+    retry = {"Retry-After": str(max(1, round(exc.retry_after_s)))}
+    if request.url.path.startswith("/api/"):
+        body: dict[str, object] = {"error": f"analytics store unavailable, retry later: {exc.reason}"}
+        return Response(body, status_code=503, headers=retry)
+    # htmx swaps only 2xx answers: a refreshing panel gets the error panel in its place.
+    partial = request.headers.get("hx-request") == "true"
+    return Template(
+        "_unavailable.html" if partial else "unavailable.html",
+        context={"reason": exc.reason},
+        status_code=200 if partial else 503,
+        headers=retry,
+    )
 
 
 def _http_error(request: Request[None, None, State], exc: HTTPException) -> Response[dict[str, object]]:
@@ -53,10 +73,13 @@ def create_dashboard_app(resources: Resources) -> ASGIApp:
     settings = resources.settings
     accounts = Accounts(resources.engine)
     tenant_sites = TenantSites(accounts)
-    stats = StatsService(ScopedReader(resources.warehouse), tenant_sites)
+    open_s = settings.breaker_open_s
+    reader = ScopedReader(resources.warehouse, CircuitBreaker("clickhouse", resources.metrics, open_s=open_s))
+    stats = StatsService(reader, tenant_sites)
     hub = TickHub(resources.redis)
     tokens = TokenService(settings)
-    live = LiveReader(resources.redis)
+    redis_breaker = CircuitBreaker("redis", resources.metrics, open_s=open_s)
+    live = LiveSource(LiveReader(resources.redis), reader, redis_breaker)
     provided = {
         "accounts": accounts,
         "tenant_sites": tenant_sites,
@@ -101,6 +124,7 @@ def create_dashboard_app(resources: Resources) -> ASGIApp:
         exception_handlers={
             LoginRequired: _to_login,
             SiteNotFound: _site_not_found,
+            WarehouseUnavailable: _warehouse_unavailable,
             HTTPException: _http_error,
         },
         openapi_config=OpenAPIConfig(title="Pulse stats API", version="1", path="/api/schema"),

@@ -13,9 +13,9 @@ from litestar.params import Body, FromPath, FromQuery
 from litestar.response import Redirect, Template
 
 from pulse.auth.tokens import TokenService
+from pulse.dashboard.live_figures import LiveSource
 from pulse.dashboard.session import SESSION_COOKIE, page_scope
 from pulse.dashboard.sites import TenantSites
-from pulse.live.reader import LiveReader
 from pulse.oltp.accounts import Accounts
 from pulse.settings import Settings
 from pulse.stats.periods import PERIODS, PeriodName, resolve_period
@@ -101,7 +101,7 @@ class SitePages(Controller):
         site_id: FromPath[str],
         tenant: NamedDependency[TenantScope],
         stats: NamedDependency[StatsService],
-        live: NamedDependency[LiveReader],
+        live: NamedDependency[LiveSource],
         period: FromQuery[PeriodName] = "24h",
     ) -> Template:
         site = await stats.site(tenant, site_id)
@@ -119,8 +119,7 @@ class SitePages(Controller):
                 "visitors": [p.visitors for p in series.points],
                 "pageviews": [p.pageviews for p in series.points],
             },
-            "current_visitors": await live.current_visitors(tenant, site_id),
-            "live_seconds": await live.per_second(tenant, site_id),
+            "live": await live.figures(tenant, site_id),
         }
         partial = request.headers.get("hx-request") == "true"
         return Template("_overview_panel.html" if partial else "overview.html", context=context)

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
+from pulse.breaker import CircuitBreaker, DependencyDown
 from pulse.events.message import AnyEvent, encode, partition_key
 from pulse.kafka.partitioning import keyed_partitioner
 from pulse.kafka.topics import ensure_topics
@@ -55,6 +56,8 @@ class EventPublisher:
         self._topics_ensured = True
         self._ensuring: asyncio.Task[None] | None = None
         self._next_ensure = 0.0
+        # Without it, while the broker is down every request would wait out produce_timeout_s.
+        self._breaker = CircuitBreaker("kafka", metrics, failures=3, open_s=settings.breaker_open_s)
 
     async def start(self) -> None:
         """Connect in the background so the collector serves (with 503s) while the broker is down.
@@ -101,17 +104,15 @@ class EventPublisher:
         if self._in_flight + len(events) > self._settings.max_in_flight_events:
             raise Overloaded(f"{self._in_flight} events await the broker's acknowledgement")
         started = time.perf_counter()
-        topic = self._settings.topic_raw
         self._in_flight += len(events)
         try:
-            async with asyncio.timeout(self._settings.produce_timeout_s):
-                if not self._topics_ensured:
-                    await self._topics_exist()
-                futures = [
-                    await producer.send(topic, encode(event), key=partition_key(event), headers=headers)
-                    for event in events
-                ]
-                await (futures[0] if len(futures) == 1 else asyncio.gather(*futures))
+            await self._breaker.call(
+                lambda: self._send(producer, events, headers), (KafkaError, TimeoutError, BrokerUnavailable)
+            )
+        except DependencyDown as exc:
+            raise BrokerUnavailable(
+                f"the broker failed repeatedly; it is asked again in {exc.retry_after_s:.0f}s"
+            ) from exc
         except (KafkaError, TimeoutError) as exc:
             self._topics_ensured = False
             self._metrics.produce_errors.add(1)
@@ -119,6 +120,19 @@ class EventPublisher:
         finally:
             self._in_flight -= len(events)
         self._metrics.produce_latency.record((time.perf_counter() - started) * 1000)
+
+    async def _send(
+        self, producer: AIOKafkaProducer, events: Sequence[AnyEvent], headers: KafkaHeaders | None
+    ) -> None:
+        topic = self._settings.topic_raw
+        async with asyncio.timeout(self._settings.produce_timeout_s):
+            if not self._topics_ensured:
+                await self._topics_exist()
+            futures = [
+                await producer.send(topic, encode(event), key=partition_key(event), headers=headers)
+                for event in events
+            ]
+            await (futures[0] if len(futures) == 1 else asyncio.gather(*futures))
 
     async def _topics_exist(self) -> None:
         """After a write failed, every caller waits for one shared ensure_topics.

@@ -52,3 +52,30 @@ FROM (
 )
 """,
 )
+
+# The live layer's figures read from raw events, for when Redis is down: the active window and
+# the last minutes are small ranges of the newest rows. Engagement pings keep a visitor active
+# but are not events (pulse.live.writer).
+LIVE_VISITORS = ScopedQuery(
+    "live_visitors",
+    """
+SELECT uniqExact(visitor_id)
+FROM events
+WHERE tenant_id = {tenant_id:String}
+  AND site_id = {site_id:String}
+  AND ts >= {since:DateTime64(3, 'UTC')}
+""",
+)
+
+LIVE_SECONDS = ScopedQuery(
+    "live_seconds",
+    """
+SELECT toUnixTimestamp(ts) AS second, count()
+FROM events
+WHERE tenant_id = {tenant_id:String}
+  AND site_id = {site_id:String}
+  AND ts >= {since:DateTime64(3, 'UTC')}
+  AND name != 'engagement'
+GROUP BY second
+""",
+)

@@ -64,6 +64,7 @@ DROP_REASONS = (
     "broker_unavailable",
     "overloaded",
     "poison_message",
+    "resent_copy",
 )
 
 LagSource = Callable[[], Mapping[tuple[str, int], int]]
@@ -129,6 +130,11 @@ class Metrics:
         )
         self.sse_ticks: Counter = meter.create_counter(
             "sse_ticks", unit="1", description="Ticks delivered to live-view clients"
+        )
+        self.breaker_transitions: Counter = meter.create_counter(
+            "breaker_transitions",
+            unit="1",
+            description="Circuit breakers opening (a dependency keeps failing) and closing again, by dependency",
         )
         meter.create_observable_gauge(
             "kafka_consumer_lag",

@@ -10,6 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from clickhouse_connect.driver.exceptions import ClickHouseError
+
+from pulse.breaker import CircuitBreaker, DependencyDown
 from pulse.tenancy import TenantScope
 from pulse.warehouse.client import Warehouse
 
@@ -26,9 +29,24 @@ class ScopedQuery:
         self.sql = sql
 
 
+class WarehouseUnavailable(Exception):
+    """ClickHouse could not answer a read; the figures cannot be shown, nothing else is wrong."""
+
+    def __init__(self, reason: str, retry_after_s: float) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after_s = retry_after_s
+
+
+# What ClickHouse (a server over HTTP, or chDB) raises when it cannot answer: unreachable,
+# overloaded, or a table it cannot read right now.
+WAREHOUSE_FAILURES = (ClickHouseError, OSError)
+
+
 class ScopedReader:
-    def __init__(self, warehouse: Warehouse) -> None:
+    def __init__(self, warehouse: Warehouse, breaker: CircuitBreaker | None = None) -> None:
         self._warehouse = warehouse
+        self._breaker = breaker or CircuitBreaker("clickhouse")
 
     async def select(
         self, scope: TenantScope, query: ScopedQuery, params: Mapping[str, Any]
@@ -36,5 +54,13 @@ class ScopedReader:
         if "tenant_id" in params:
             raise ValueError("tenant_id comes from the scope, not from parameters")
         bound = {**params, "tenant_id": scope.tenant_id}
-        result = await self._warehouse.run(self._warehouse.client.query, query.sql, parameters=bound)
+        try:
+            result = await self._breaker.call(
+                lambda: self._warehouse.run(self._warehouse.client.query, query.sql, parameters=bound),
+                WAREHOUSE_FAILURES,
+            )
+        except DependencyDown as exc:
+            raise WarehouseUnavailable("ClickHouse failed repeatedly", exc.retry_after_s) from exc
+        except WAREHOUSE_FAILURES as exc:
+            raise WarehouseUnavailable(f"ClickHouse could not answer ({type(exc).__name__})", 5.0) from exc
         return result.result_rows

@@ -1,0 +1,219 @@
+"""Each dependency down in turn: what keeps working, what says it is degraded, what is lost (nothing).
+
+- Redis down: the dashboard serves its figures, the live ones read from ClickHouse, and says so.
+- ClickHouse down: the collector keeps accepting into Kafka, the worker pauses, the dashboard
+  shows an error panel (the API a 503 with Retry-After); once it is back every event counts.
+- Broker down: the collector answers 503 + Retry-After, and after a few failures at once, without
+  each request waiting out the produce timeout (the circuit breaker).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+
+import httpx
+import msgspec
+import pytest
+
+from dashboard_client import login
+from pulse.breaker import CircuitBreaker, DependencyDown
+from pulse.collector.app import create_collector_app
+from pulse.dashboard.app import create_dashboard_app
+from pulse.embedded.services import free_port, start_broker
+from pulse.resources import Resources
+from pulse.warehouse.client import Warehouse
+from stack import Stack, serving
+from visitor import BROWSER
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def _fails() -> None:
+    raise ConnectionError("down")
+
+
+async def _works() -> str:
+    return "ok"
+
+
+async def test_breaker_opens_after_failures_in_a_row_then_lets_one_probe_through() -> None:
+    clock = _Clock()
+    breaker = CircuitBreaker("dep", failures=3, open_s=5, clock=clock)
+    for _ in range(3):
+        with contextlib.suppress(ConnectionError):
+            await breaker.call(_fails, (ConnectionError,))
+    assert breaker.is_open
+    calls = 0
+
+    async def counted() -> str:
+        nonlocal calls
+        calls += 1
+        return "ok"
+
+    with pytest.raises(DependencyDown) as refused:
+        await breaker.call(counted, (ConnectionError,))
+    assert refused.value.retry_after_s == 5
+    assert calls == 0
+    clock.now = 5
+    assert await breaker.call(counted, (ConnectionError,)) == "ok"
+    assert calls == 1
+    assert not breaker.is_open
+
+
+async def test_a_failed_probe_opens_the_breaker_again_and_a_cancelled_one_frees_it() -> None:
+    clock = _Clock()
+    breaker = CircuitBreaker("dep", failures=1, open_s=5, clock=clock)
+    with contextlib.suppress(ConnectionError):
+        await breaker.call(_fails, (ConnectionError,))
+    clock.now = 5
+    with contextlib.suppress(ConnectionError):
+        await breaker.call(_fails, (ConnectionError,))
+    clock.now = 9
+    # A failed probe opens the breaker for another open_s.
+    with pytest.raises(DependencyDown):
+        await breaker.call(_works, (ConnectionError,))
+    clock.now = 10
+
+    async def cancelled() -> None:
+        raise asyncio.CancelledError
+
+    with contextlib.suppress(asyncio.CancelledError):
+        await breaker.call(cancelled, (ConnectionError,))
+    # The cancelled probe decided nothing: the next call probes again.
+    assert await breaker.call(_works, (ConnectionError,)) == "ok"
+
+
+async def _send(stack: Stack, site: str, count: int, path: str = "p") -> None:
+    async with httpx.AsyncClient(base_url=stack.collector, headers=BROWSER) as client:
+        for i in range(count):
+            body = f'{{"s": "{site}", "u": "https://degraded.example/{path}{i}"}}'
+            assert (await client.post("/api/event", content=body)).status_code == 202
+
+
+async def test_redis_down_the_dashboard_serves_live_figures_from_clickhouse_and_says_so(stack: Stack) -> None:
+    tenant = await stack.tenant("NoRedis")
+    await _send(stack, tenant.site.id, 3)
+    await stack.counts(tenant, {"pageviews": 3})
+    # A Redis that refuses connections: nothing listens on this port.
+    settings = msgspec.structs.replace(stack.settings, redis_url=f"redis://127.0.0.1:{free_port()}/0")
+    resources = Resources(settings)
+    try:
+        async with (
+            serving(create_dashboard_app(resources), free_port()) as url,
+            httpx.AsyncClient(base_url=url, follow_redirects=True) as client,
+        ):
+            await login(client, tenant.email, tenant.password)
+            pages = [await client.get(f"/sites/{tenant.site.id}") for _ in range(4)]
+            token = (
+                await client.post("/api/v1/token", json={"email": tenant.email, "password": tenant.password})
+            ).json()["token"]
+            realtime = await client.get(
+                f"/api/v1/sites/{tenant.site.id}/realtime", headers={"authorization": f"Bearer {token}"}
+            )
+    finally:
+        await resources.close()
+    assert [p.status_code for p in pages] == [200] * 4
+    assert all("Live layer unavailable" in p.text for p in pages)
+    assert 'id="stat-pageviews">3<' in pages[-1].text
+    # One visitor (the test's one browser) is active; the figure comes from raw events.
+    assert 'id="stat-current">1<' in pages[-1].text
+    assert realtime.json() == {"site_id": tenant.site.id, "visitors": 1, "source": "clickhouse"}
+
+
+async def test_redis_up_the_live_figures_come_from_redis(stack: Stack) -> None:
+    tenant = await stack.tenant("WithRedis")
+    await _send(stack, tenant.site.id, 1)
+    await stack.counts(tenant, {"pageviews": 1})
+    token = await stack.token(tenant)
+    async with httpx.AsyncClient(base_url=stack.dashboard) as client:
+        realtime = await client.get(
+            f"/api/v1/sites/{tenant.site.id}/realtime", headers={"authorization": f"Bearer {token}"}
+        )
+    assert realtime.json()["source"] == "redis"
+
+
+ROLLUPS = ("stats_minute", "stats_hour", "stats_day", "events")
+
+
+async def test_clickhouse_down_collector_accepts_dashboard_shows_an_error_and_nothing_is_lost(
+    stack: Stack,
+) -> None:
+    tenant = await stack.tenant("NoClickHouse")
+    await _send(stack, tenant.site.id, 2, "before")
+    await stack.counts(tenant, {"pageviews": 2})
+    warehouse = Warehouse(stack.settings.effective_clickhouse_url, stack.settings.clickhouse_database)
+    token = await stack.token(tenant)
+    bearer = {"authorization": f"Bearer {token}"}
+    # The real engine unable to read or write the tables the dashboard and the worker use.
+    for table in ROLLUPS:
+        await warehouse.run(warehouse.client.command, f"DETACH TABLE {table}")
+    try:
+        await _send(stack, tenant.site.id, 5, "during")
+        async with httpx.AsyncClient(base_url=stack.dashboard, follow_redirects=True) as client:
+            await login(client, tenant.email, tenant.password)
+            page = await client.get(f"/sites/{tenant.site.id}")
+            panel = await client.get(f"/sites/{tenant.site.id}", headers={"hx-request": "true"})
+            api = await client.get(f"/api/v1/sites/{tenant.site.id}/aggregate", headers=bearer)
+            # The breaker is open by now: answers come at once, without asking ClickHouse.
+            started = time.perf_counter()
+            again = await client.get(f"/api/v1/sites/{tenant.site.id}/aggregate", headers=bearer)
+            fast_s = time.perf_counter() - started
+    finally:
+        for table in ROLLUPS:
+            await warehouse.run(warehouse.client.command, f"ATTACH TABLE {table}")
+    assert page.status_code == 503
+    assert "Figures unavailable right now" in page.text
+    assert "nothing is lost" in page.text
+    assert int(page.headers["retry-after"]) >= 1
+    assert panel.status_code == 200
+    assert 'id="warehouse-unavailable"' in panel.text
+    assert "<html" not in panel.text
+    assert api.status_code == 503
+    assert "analytics store unavailable" in api.json()["error"]
+    assert again.status_code == 503
+    assert "failed repeatedly" in again.json()["error"]
+    assert fast_s < 1.0
+    # Back: the 5 events accepted while it was down are counted, once.
+    assert await stack.counts(tenant, {"pageviews": 7}, timeout_s=60) == {"pageviews": 7}
+
+
+async def test_broker_down_the_breaker_answers_503_at_once_after_a_few_timeouts(stack: Stack) -> None:
+    site = (await stack.tenant("BreakerBroker")).site.id
+    broker, bootstrap = start_broker(stack.settings.home / "breaker-broker")
+    settings = msgspec.structs.replace(
+        stack.settings, kafka_bootstrap_servers=bootstrap, produce_timeout_s=1.0, breaker_open_s=30.0
+    )
+    body = f'{{"s": "{site}", "u": "https://a.example/"}}'
+    try:
+        async with (
+            serving(create_collector_app(settings), free_port()) as url,
+            httpx.AsyncClient(base_url=url, timeout=15, headers=BROWSER) as client,
+        ):
+            for _ in range(50):
+                if (await client.get("/healthz")).json()["dependencies"]["kafka"]:
+                    break
+                await asyncio.sleep(0.1)
+            assert (await client.post("/api/event", content=body)).status_code == 202
+            broker.stop()
+            answers = []
+            for _ in range(6):
+                started = time.perf_counter()
+                response = await client.post("/api/event", content=body)
+                answers.append(
+                    (response.status_code, time.perf_counter() - started, response.json()["error"])
+                )
+    finally:
+        broker.stop()
+    assert [status for status, _, _ in answers] == [503] * 6
+    # The first failures each waited for the broker; once the breaker opened, no request did.
+    opened = [i for i, (_, _, error) in enumerate(answers) if "failed repeatedly" in error]
+    assert opened, answers
+    assert all(seconds < 0.5 for _, seconds, _ in answers[opened[0] :]), answers
