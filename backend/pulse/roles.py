@@ -54,6 +54,9 @@ def _server(app: ASGIApp, settings: Settings, port: int) -> _Server:
         # The collector decides whom to believe about X-Forwarded-For (PULSE_TRUSTED_PROXIES).
         proxy_headers=False,
         server_header=False,
+        # Requests in flight at SIGTERM are answered; one that hangs is cut after this, so that
+        # the process exits within its orchestrator's grace period (docker's default is 10 s).
+        timeout_graceful_shutdown=settings.shutdown_grace_s,
     )
     return _Server(config)
 
@@ -85,7 +88,7 @@ async def run_roles(settings: Settings, roles: Sequence[Role], stop: asyncio.Eve
     if "collector" in roles:
         servers.append(_server(create_collector_app(settings, tracing), settings, settings.collector_port))
     if "dashboard" in roles:
-        servers.append(_server(create_dashboard_app(resources), settings, settings.dashboard_port))
+        servers.append(_server(create_dashboard_app(resources, stop), settings, settings.dashboard_port))
     if "rollup" in roles:
         worker = RollupWorker(
             settings,

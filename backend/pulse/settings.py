@@ -79,6 +79,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # A dependency (broker, ClickHouse, Redis) that failed three calls in a row is not asked again
     # for this long: requests get their 503 or fallback at once instead of each waiting a timeout.
     breaker_open_s: float = 5.0
+    # After SIGTERM, how long requests in flight may take before they are cut.
+    shutdown_grace_s: int = 8
     # How often an idle worker looks for a replay asked for with `pulse replay`, and how long a
     # replay's worker may go silent before another worker takes it over.
     replay_poll_s: float = 2.0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -69,7 +70,8 @@ def _http_error(request: Request[None, None, State], exc: HTTPException) -> Resp
     return Response(body, status_code=exc.status_code, headers=exc.headers)
 
 
-def create_dashboard_app(resources: Resources) -> ASGIApp:
+def create_dashboard_app(resources: Resources, stopping: asyncio.Event | None = None) -> ASGIApp:
+    """`stopping` is the process's stop signal: live streams end when it is set."""
     settings = resources.settings
     accounts = Accounts(resources.engine)
     tenant_sites = TenantSites(accounts)
@@ -94,9 +96,12 @@ def create_dashboard_app(resources: Resources) -> ASGIApp:
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
         hub.start()
+        ending = asyncio.create_task(_end_streams_on(stopping, hub)) if stopping is not None else None
         try:
             yield
         finally:
+            if ending is not None:
+                ending.cancel()
             await hub.stop()
 
     csrf_secret = hashlib.sha256(f"csrf:{settings.secret_key}".encode()).hexdigest()
@@ -131,6 +136,11 @@ def create_dashboard_app(resources: Resources) -> ASGIApp:
         lifespan=[lifespan],
     )
     return http_metrics("dashboard", resources.metrics)(app) if settings.metrics_enabled else app
+
+
+async def _end_streams_on(stopping: asyncio.Event, hub: TickHub) -> None:
+    await stopping.wait()
+    hub.end_streams()
 
 
 def _constant[T](value: T) -> Callable[[], T]:

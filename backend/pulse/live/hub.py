@@ -56,6 +56,15 @@ class TickHub:
             if not self._clients[channel]:
                 del self._clients[channel]
 
+    def end_streams(self) -> None:
+        """Ends every client's stream (the process is stopping): an open live view would otherwise
+        keep the server waiting for its response to finish, and the browser reconnects elsewhere."""
+        for queues in self._clients.values():
+            for queue in queues:
+                if queue.full():
+                    queue.get_nowait()
+                queue.put_nowait(None)
+
     def _fan_out(self, channel: str, payload: bytes) -> None:
         for queue in list(self._clients.get(channel, ())):
             try:
