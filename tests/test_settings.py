@@ -47,6 +47,16 @@ def test_invalid_value_fails_naming_the_field(tmp_path: Path) -> None:
         load_settings({"PULSE_HOME": str(tmp_path), "PULSE_COLLECTOR_PORT": "eighty"})
 
 
+def test_trusted_proxies_take_networks_and_refuse_names(tmp_path: Path) -> None:
+    settings = load_settings(
+        {"PULSE_HOME": str(tmp_path), "PULSE_TRUSTED_PROXIES": "172.30.0.2, 10.0.0.0/8,::1"}
+    )
+    assert settings.trusted_proxies == ("172.30.0.2", "10.0.0.0/8", "::1")
+    # A host name never equals a peer address: trusting it would silently trust nobody.
+    with pytest.raises(SystemExit, match="PULSE_TRUSTED_PROXIES"):
+        load_settings({"PULSE_HOME": str(tmp_path), "PULSE_TRUSTED_PROXIES": "127.0.0.1,haproxy"})
+
+
 def test_secret_is_generated_once_per_home_and_kept(tmp_path: Path) -> None:
     first = load_settings({"PULSE_HOME": str(tmp_path)}).secret_key
     assert len(first) >= 32

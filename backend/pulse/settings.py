@@ -6,6 +6,7 @@ starts by itself and the production services a deployment points at.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -54,6 +55,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
     max_body_bytes: int = 64 * 1024
     max_batch_events: int = 100
+    # Peers whose X-Forwarded-For is believed: addresses or CIDR networks (collector/privacy.py).
     trusted_proxies: tuple[str, ...] = ("127.0.0.1", "::1")
     site_cache_ttl_s: float = 30.0
     # Per collector process; 0 turns a limit off. A burst must fit a full batch.
@@ -135,7 +137,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         if key in env:
             value: object = env[key]
             if name == "trusted_proxies":
-                value = tuple(p.strip() for p in env[key].split(",") if p.strip())
+                value = _trusted_proxies(env[key])
             raw[name] = value
     try:
         settings = msgspec.convert(raw, Settings, strict=False, dec_hook=_decode_path)
@@ -146,6 +148,17 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         secret = read_or_create_token(settings.home / "secret.key", 48)
         settings = msgspec.structs.replace(settings, secret_key=secret)
     return settings
+
+
+def _trusted_proxies(text: str) -> tuple[str, ...]:
+    """Addresses or CIDR networks: a typo stops the process instead of silently trusting nobody."""
+    proxies = tuple(p.strip() for p in text.split(",") if p.strip())
+    for proxy in proxies:
+        try:
+            ipaddress.ip_network(proxy, strict=False)
+        except ValueError as exc:
+            raise SystemExit(f"invalid configuration: PULSE_TRUSTED_PROXIES: {exc}") from exc
+    return proxies
 
 
 def _decode_path(kind: type, value: object) -> object:

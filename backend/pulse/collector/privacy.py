@@ -7,21 +7,56 @@ import functools
 import hashlib
 import ipaddress
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Protocol
 
 
-def client_ip(peer: str | None, forwarded_for: str | None, trusted_proxies: tuple[str, ...]) -> str:
-    """The left-most forwarded address counts only when the direct peer is a trusted proxy."""
-    peer = peer or ""
-    if forwarded_for and peer in trusted_proxies:
-        candidate = forwarded_for.split(",", 1)[0].strip()
+class TrustedProxies:
+    """PULSE_TRUSTED_PROXIES, parsed once: single addresses and CIDR networks."""
+
+    __slots__ = ("_addresses", "_networks", "peer")
+
+    def __init__(self, entries: Iterable[str]) -> None:
+        networks = [ipaddress.ip_network(entry, strict=False) for entry in entries]
+        self._addresses = frozenset(str(net.network_address) for net in networks if net.num_addresses == 1)
+        self._networks = tuple(net for net in networks if net.num_addresses > 1)
+        # Whether a socket peer is trusted. Behind a load balancer the peer is one of a few
+        # addresses, so each is parsed once rather than on every request.
+        self.peer: Callable[[str], bool] = functools.lru_cache(maxsize=256)(self._peer)
+
+    def _peer(self, address: str) -> bool:
         try:
-            return str(ipaddress.ip_address(candidate))
+            ip = ipaddress.ip_address(address)
         except ValueError:
-            return peer
-    return peer
+            return False
+        return self.covers(str(ip), ip)
+
+    def covers(self, address: str, ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+        """Whether a parsed address (and its canonical text) is trusted."""
+        return address in self._addresses or any(ip in network for network in self._networks)
+
+
+def client_ip(peer: str | None, forwarded_for: str | None, trusted_proxies: TrustedProxies) -> str:
+    """The visitor's address: the peer, or behind trusted proxies the nearest hop they did not add.
+
+    Each proxy appends the address it saw, so X-Forwarded-For is read from the right and the
+    first address that is not a trusted proxy wins: anything further left was written by the
+    visitor and may be forged. An unreadable hop stops the walk at the last proxy that passed
+    it on, exactly as if the header had ended there.
+    """
+    hop = peer or ""
+    if not forwarded_for or not trusted_proxies.peer(hop):
+        return hop
+    for candidate in reversed(forwarded_for.split(",")):
+        try:
+            ip = ipaddress.ip_address(candidate.strip())
+        except ValueError:
+            return hop
+        hop = str(ip)
+        if not trusted_proxies.covers(hop, ip):
+            return hop
+    return hop
 
 
 class SaltSource(Protocol):

@@ -13,7 +13,7 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 
 from pulse.collector.ingest import Ingest, RequestContext
 from pulse.collector.openapi import Accepted, batch_operation, event_operation
-from pulse.collector.privacy import client_ip
+from pulse.collector.privacy import TrustedProxies, client_ip
 from pulse.collector.tracker import TrackerScript
 from pulse.settings import Settings
 
@@ -55,12 +55,15 @@ def event_routes(ingest: Ingest, settings: Settings) -> list[HTTPRouteHandler]:
     is read raw and decoded by pulse.events.beacon, so the OpenAPI operations describe it by
     hand (pulse.collector.openapi), with the configured limits.
     """
-    trusted = settings.trusted_proxies
+    trusted = TrustedProxies(settings.trusted_proxies)
 
     def context(request: Request[None, None, State]) -> RequestContext:
         peer = request.client.host if request.client else None
         headers = request.headers
-        ip = client_ip(peer, headers.get("x-forwarded-for"), trusted)
+        # A proxy may append its own X-Forwarded-For line (HAProxy does) after the visitor's:
+        # the lines read as one list, in order.
+        forwarded = headers.getall("x-forwarded-for", None)
+        ip = client_ip(peer, ",".join(forwarded) if forwarded else None, trusted)
         return RequestContext(ip=ip, user_agent=headers.get("user-agent", ""))
 
     @post(
