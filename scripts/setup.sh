@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what Pulse needs from the package registries, nothing by hand:
 #   scripts/setup.sh          Python 3.12 environment with uv (for `make up`)
-#   scripts/setup.sh --test   the same, plus Debian's chromium, docker-compose and prometheus for the tests,
+#   scripts/setup.sh --test   the same, plus Debian's chromium, docker-compose, prometheus and haproxy for the tests,
 #                             and tracker-js's locked npm packages (the tests rebuild the tracker)
 #   scripts/setup.sh --bench  the same as the first, plus Debian's wrk for the load benchmarks
 set -euo pipefail
@@ -38,6 +38,7 @@ if [ "${1:-}" = "--test" ]; then
   command -v chromium >/dev/null 2>&1 || missing+=(chromium)
   command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
   command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+  command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
   if [ "${#missing[@]}" -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
       echo "The tests need: ${missing[*]} (Debian packages). Install them and run again." >&2

@@ -34,7 +34,9 @@ async def test_sigterm_answers_every_request_in_flight_and_each_202_is_counted(
             statuses.append(type(exc).__name__)
 
     limits = httpx.Limits(max_connections=200)
-    async with httpx.AsyncClient(base_url=collector.url, headers=BROWSER, limits=limits, timeout=30) as client:
+    async with httpx.AsyncClient(
+        base_url=collector.url, headers=BROWSER, limits=limits, timeout=30
+    ) as client:
         senders = [asyncio.create_task(send(client, i)) for i in range(300)]
         await asyncio.sleep(0.05)
         collector.process.send_signal(signal.SIGTERM)
