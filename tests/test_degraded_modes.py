@@ -12,10 +12,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from pathlib import Path
 
 import httpx
 import msgspec
 import pytest
+from playwright.async_api import Browser, Page, expect
 
 from dashboard_client import login
 from pulse.breaker import CircuitBreaker, DependencyDown
@@ -26,6 +28,13 @@ from pulse.resources import Resources
 from pulse.warehouse.client import Warehouse
 from stack import Stack, serving
 from visitor import BROWSER
+
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+
+
+def artifact(name: str) -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS / name
 
 
 class _Clock:
@@ -98,7 +107,19 @@ async def _send(stack: Stack, site: str, count: int, path: str = "p") -> None:
             assert (await client.post("/api/event", content=body)).status_code == 202
 
 
-async def test_redis_down_the_dashboard_serves_live_figures_from_clickhouse_and_says_so(stack: Stack) -> None:
+async def _browser_login(browser: Browser, dashboard: str, email: str, password: str) -> Page:
+    page = await browser.new_page(viewport={"width": 1280, "height": 900})
+    await page.goto(f"{dashboard}/login")
+    await page.fill("input[name=email]", email)
+    await page.fill("input[name=password]", password)
+    await page.click("button[type=submit]")
+    await expect(page.locator(".site-name")).to_be_visible()
+    return page
+
+
+async def test_redis_down_the_dashboard_serves_live_figures_from_clickhouse_and_says_so(
+    stack: Stack, browser: Browser
+) -> None:
     tenant = await stack.tenant("NoRedis")
     await _send(stack, tenant.site.id, 3)
     await stack.counts(tenant, {"pageviews": 3})
@@ -118,6 +139,13 @@ async def test_redis_down_the_dashboard_serves_live_figures_from_clickhouse_and_
             realtime = await client.get(
                 f"/api/v1/sites/{tenant.site.id}/realtime", headers={"authorization": f"Bearer {token}"}
             )
+            page = await _browser_login(browser, url, tenant.email, tenant.password)
+            await page.goto(f"{url}/sites/{tenant.site.id}")
+            await expect(page.locator("#live-degraded")).to_be_visible()
+            await expect(page.locator("#live-status")).to_have_text("degraded")
+            await expect(page.locator("#stat-pageviews")).to_have_text("3")
+            await page.screenshot(path=str(artifact("overview-redis-down.png")), full_page=True)
+            await page.close()
     finally:
         await resources.close()
     assert [p.status_code for p in pages] == [200] * 4
@@ -144,7 +172,7 @@ ROLLUPS = ("stats_minute", "stats_hour", "stats_day", "events")
 
 
 async def test_clickhouse_down_collector_accepts_dashboard_shows_an_error_and_nothing_is_lost(
-    stack: Stack,
+    stack: Stack, browser: Browser
 ) -> None:
     tenant = await stack.tenant("NoClickHouse")
     await _send(stack, tenant.site.id, 2, "before")
@@ -152,6 +180,7 @@ async def test_clickhouse_down_collector_accepts_dashboard_shows_an_error_and_no
     warehouse = Warehouse(stack.settings.effective_clickhouse_url, stack.settings.clickhouse_database)
     token = await stack.token(tenant)
     bearer = {"authorization": f"Bearer {token}"}
+    browsing = await _browser_login(browser, stack.dashboard, tenant.email, tenant.password)
     # The real engine unable to read or write the tables the dashboard and the worker use.
     for table in ROLLUPS:
         await warehouse.run(warehouse.client.command, f"DETACH TABLE {table}")
@@ -166,6 +195,10 @@ async def test_clickhouse_down_collector_accepts_dashboard_shows_an_error_and_no
             started = time.perf_counter()
             again = await client.get(f"/api/v1/sites/{tenant.site.id}/aggregate", headers=bearer)
             fast_s = time.perf_counter() - started
+        await browsing.goto(f"{stack.dashboard}/sites/{tenant.site.id}")
+        await expect(browsing.locator("#warehouse-unavailable")).to_be_visible()
+        await browsing.screenshot(path=str(artifact("overview-clickhouse-down.png")), full_page=True)
+        await browsing.close()
     finally:
         for table in ROLLUPS:
             await warehouse.run(warehouse.client.command, f"ATTACH TABLE {table}")

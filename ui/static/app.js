@@ -28,6 +28,19 @@
     }, [data.t, data.visitors, data.pageviews], el);
   }
 
+  // The overview panel re-reads its figures after ticks, at most every 2 s, and once more after
+  // the last tick of a burst: htmx's own throttle drops the triggers inside its window, so the
+  // panel could stay on a count the chart had already moved past.
+  var REFRESH_MS = 2000, refreshing = null, pending = false;
+  function refreshSoon() {
+    if (refreshing) { pending = true; return; }
+    document.body.dispatchEvent(new CustomEvent("pulse:refresh"));
+    refreshing = setTimeout(function () {
+      refreshing = null;
+      if (pending) { pending = false; refreshSoon(); }
+    }, REFRESH_MS);
+  }
+
   function startLive() {
     var el = document.getElementById("live-chart");
     var initial = readJSON("live-data");
@@ -48,7 +61,12 @@
     setInterval(function () { slide(Math.floor(Date.now() / 1000)); chart.setData([xs, ys]); }, 1000);
 
     var source = new EventSource(el.dataset.stream);
-    source.addEventListener("ready", function () { status.textContent = "live"; status.classList.add("on"); });
+    // With the live layer down the stream connects but carries no ticks: the badge says so.
+    var degraded = function () { return document.getElementById("live-degraded"); };
+    source.addEventListener("ready", function () {
+      status.textContent = degraded() ? "degraded" : "live";
+      status.classList.toggle("on", !degraded());
+    });
     source.addEventListener("tick", function (msg) {
       var tick = JSON.parse(msg.data);
       var second = Math.floor(tick.ts_ms / 1000);
@@ -56,7 +74,7 @@
       ys[ys.length - 1 - (xs[xs.length - 1] - second)] += tick.events;
       chart.setData([xs, ys]);
       el.dataset.liveEvents = String(Number(el.dataset.liveEvents || 0) + tick.events);
-      document.body.dispatchEvent(new CustomEvent("pulse:tick"));
+      refreshSoon();
     });
     source.onerror = function () { status.textContent = "reconnecting…"; status.classList.remove("on"); };
   }
