@@ -4,7 +4,7 @@ SHELL := /bin/bash
 # Every target sets up (or checks) its environment first, so a fresh clone needs nothing else.
 UV = "$$(scripts/setup.sh $(SETUP_FLAGS) | tail -n 1)"
 
-.PHONY: help up demo test lint format bench bench-freshness bench-metrics bench-collector bench-rollup vendor clean
+.PHONY: help up demo test lint format bench bench-freshness bench-metrics bench-collector bench-collectors bench-rollup vendor clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -25,7 +25,7 @@ lint: ## ruff, ruff format --check and mypy
 format: ## Apply ruff's fixes and formatting
 	@uv=$(UV) && $$uv run ruff check --fix backend tests bench && $$uv run ruff format backend tests bench
 
-bench: bench-freshness bench-metrics bench-collector bench-rollup ## All benchmarks
+bench: bench-freshness bench-metrics bench-collector bench-collectors bench-rollup ## All benchmarks
 
 bench-freshness: ## Beacon-to-visible latency of pulse up, against a bare Kafka round trip
 	@$(UV) run python bench/freshness.py
@@ -37,6 +37,10 @@ bench-metrics: ## Collector throughput with metrics on and off (wrk)
 bench-collector: SETUP_FLAGS = --bench
 bench-collector: ## Collector single and batched throughput against a bare Litestar endpoint (wrk)
 	@$(UV) run python bench/collector.py
+
+bench-collectors: SETUP_FLAGS = --bench
+bench-collectors: ## Events/s through HAProxy with one collector process and with two (wrk)
+	@$(UV) run python bench/collector_scaling.py
 
 bench-rollup: ## Rollup worker events/s from a pre-filled topic to ClickHouse + Redis, against a plain consume loop
 	@$(UV) run python bench/rollup.py

@@ -101,12 +101,13 @@ def start_server(
     env: Mapping[str, str],
     log_path: Path,
     ready: Callable[[], bool],
+    cpu: str = SERVER_CPU,
 ) -> subprocess.Popen[bytes]:
-    """Start argv on the server core and wait until ready() holds; its output goes to log_path."""
+    """Start argv on core `cpu` and wait until ready() holds; its output goes to log_path."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log:
         process = subprocess.Popen(
-            pinned(SERVER_CPU, argv), env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT
+            pinned(cpu, argv), env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT
         )
     deadline = time.monotonic() + READY_TIMEOUT_S
     while time.monotonic() < deadline and process.poll() is None:
@@ -132,7 +133,7 @@ def stop_server(process: subprocess.Popen[bytes]) -> None:
 
 
 def start_collector(
-    home: Path, broker: str, port: int, env: Mapping[str, str] | None = None
+    home: Path, broker: str, port: int, env: Mapping[str, str] | None = None, cpu: str = SERVER_CPU
 ) -> subprocess.Popen[bytes]:
     """`pulse run collector`, exactly as production runs it, ready once its producer is connected."""
     url = f"http://127.0.0.1:{port}"
@@ -151,6 +152,7 @@ def start_collector(
         },
         home / "logs" / "collector.log",
         ready,
+        cpu,
     )
 
 

@@ -3,7 +3,7 @@
 #   scripts/setup.sh          Python 3.12 environment with uv (for `make up`)
 #   scripts/setup.sh --test   the same, plus Debian's chromium, docker-compose, prometheus and haproxy for the tests,
 #                             and tracker-js's locked npm packages (the tests rebuild the tracker)
-#   scripts/setup.sh --bench  the same as the first, plus Debian's wrk for the load benchmarks
+#   scripts/setup.sh --bench  the same as the first, plus Debian's wrk and haproxy for the load benchmarks
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -55,13 +55,18 @@ if [ "${1:-}" = "--test" ]; then
   # stdout carries only uv's path (the Makefile reads it), so npm reports on stderr.
   (cd tracker-js && npm ci --no-audit --no-fund --loglevel=error) >&2
 fi
-if [ "${1:-}" = "--bench" ] && ! command -v wrk >/dev/null 2>&1; then
-  if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
-    echo "The benchmarks need wrk (Debian package wrk). Install it and run again." >&2
-    exit 1
+if [ "${1:-}" = "--bench" ]; then
+  missing=()
+  command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+  command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
+  if [ "${#missing[@]}" -gt 0 ]; then
+    if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+      echo "The benchmarks need: ${missing[*]} (Debian packages). Install them and run again." >&2
+      exit 1
+    fi
+    echo "installing Debian packages: ${missing[*]}" >&2
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
   fi
-  echo "installing Debian package: wrk" >&2
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
 fi
 echo "$UV"
