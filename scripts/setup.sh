@@ -33,21 +33,28 @@ fi
 UV="$(command -v uv || echo "$("$PYTHON" -m site --user-base)/bin/uv")"
 "$UV" sync --frozen --python "$PYTHON" --quiet
 
+# Installs the Debian packages named after $1 (what needs them) that are missing, or says which.
+install_debian() {
+  local purpose="$1"
+  shift
+  [ "$#" -gt 0 ] || return 0
+  if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+    echo "The $purpose need: $* (Debian packages). Install them and run again." >&2
+    exit 1
+  fi
+  echo "installing Debian packages: $*" >&2
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+has_haproxy() { command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ]; }
+
 if [ "${1:-}" = "--test" ]; then
   missing=()
   command -v chromium >/dev/null 2>&1 || missing+=(chromium)
   command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
   command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
-  command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
-  if [ "${#missing[@]}" -gt 0 ]; then
-    if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
-      echo "The tests need: ${missing[*]} (Debian packages). Install them and run again." >&2
-      exit 1
-    fi
-    echo "installing Debian packages: ${missing[*]}" >&2
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-  fi
+  has_haproxy || missing+=(haproxy)
+  install_debian tests "${missing[@]}"
   if ! command -v node >/dev/null 2>&1; then
     echo "The tests need Node.js >= 18 with npm, to build tracker-js. Install it and run again." >&2
     exit 1
@@ -58,15 +65,7 @@ fi
 if [ "${1:-}" = "--bench" ]; then
   missing=()
   command -v wrk >/dev/null 2>&1 || missing+=(wrk)
-  command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
-  if [ "${#missing[@]}" -gt 0 ]; then
-    if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
-      echo "The benchmarks need: ${missing[*]} (Debian packages). Install them and run again." >&2
-      exit 1
-    fi
-    echo "installing Debian packages: ${missing[*]}" >&2
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-  fi
+  has_haproxy || missing+=(haproxy)
+  install_debian benchmarks "${missing[@]}"
 fi
 echo "$UV"
