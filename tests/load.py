@@ -30,6 +30,8 @@ class Outcome(msgspec.Struct, frozen=True):
     ended: float
     # HTTP status, or None when the request failed at the connection (reset, refused, timeout).
     status: int | None
+    # The transport error's type, when status is None: says which way the connection failed.
+    error: str = ""
 
 
 class Load:
@@ -73,8 +75,8 @@ class Load:
             started = time.monotonic()
             try:
                 response = await self._client.post("/api/event", content=body)
-            except httpx.TransportError:
-                self.outcomes.append(Outcome(url, started, time.monotonic(), None))
+            except httpx.TransportError as exc:
+                self.outcomes.append(Outcome(url, started, time.monotonic(), None, type(exc).__name__))
                 # The server is gone: do not spin on refused connections.
                 await asyncio.sleep(0.05)
                 continue
