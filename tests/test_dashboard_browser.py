@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import httpx
 import pytest
 from playwright.async_api import Browser, expect
 
+from artifacts import artifact
 from stack import Stack
 from visitor import BROWSER
-
-ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 
 pytestmark = pytest.mark.browser
 
@@ -34,7 +31,7 @@ async def test_login_overview_and_live_chart_moving(stack: Stack, browser: Brows
     await page.fill("input[name=password]", tenant.password)
     await page.click("button[type=submit]")
     await expect(page.locator(".site-name")).to_have_text(tenant.site.name)
-    await page.screenshot(path=str(_artifact("sites.png")), full_page=True)
+    await page.screenshot(path=str(artifact("sites.png")), full_page=True)
 
     await page.click(".site-name")
     await expect(page.locator("#stat-pageviews")).to_have_text("12", timeout=15_000)
@@ -47,7 +44,7 @@ async def test_login_overview_and_live_chart_moving(stack: Stack, browser: Brows
     await expect(page.locator("#live-chart")).to_have_attribute("data-live-events", "3", timeout=5_000)
     # The panel refreshes itself from ClickHouse after ticks, so the totals follow too.
     await expect(page.locator("#stat-pageviews")).to_have_text("15", timeout=10_000)
-    await page.screenshot(path=str(_artifact("overview.png")), full_page=True)
+    await page.screenshot(path=str(artifact("overview.png")), full_page=True)
     # The page holds the live stream open; the browser may outlive the stack's graceful stop.
     await page.close()
     assert errors == []
@@ -61,8 +58,3 @@ async def test_login_with_wrong_password_shows_an_error(stack: Stack, browser: B
     await page.fill("input[name=password]", "not the password")
     await page.click("button[type=submit]")
     await expect(page.locator(".error")).to_have_text("Wrong email or password.")
-
-
-def _artifact(name: str) -> Path:
-    ARTIFACTS.mkdir(exist_ok=True)
-    return ARTIFACTS / name

@@ -11,14 +11,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from pathlib import Path
 
 import httpx
 import msgspec
 import pytest
 from playwright.async_api import Browser, Page, expect
 
+from artifacts import artifact
 from dashboard_client import login
+from fake_clock import FakeClock
 from pulse.breaker import CircuitBreaker, DependencyDown
 from pulse.dashboard.app import create_dashboard_app
 from pulse.embedded.services import free_port
@@ -26,21 +27,6 @@ from pulse.resources import Resources
 from pulse.warehouse.client import Warehouse
 from stack import Stack, serving
 from visitor import BROWSER
-
-ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
-
-
-def artifact(name: str) -> Path:
-    ARTIFACTS.mkdir(exist_ok=True)
-    return ARTIFACTS / name
-
-
-class _Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 async def _fails() -> None:
@@ -52,7 +38,7 @@ async def _works() -> str:
 
 
 async def test_breaker_opens_after_failures_in_a_row_then_lets_one_probe_through() -> None:
-    clock = _Clock()
+    clock = FakeClock()
     breaker = CircuitBreaker("dep", failures=3, open_s=5, clock=clock)
     for _ in range(3):
         with contextlib.suppress(ConnectionError):
@@ -76,7 +62,7 @@ async def test_breaker_opens_after_failures_in_a_row_then_lets_one_probe_through
 
 
 async def test_a_failed_probe_opens_the_breaker_again_and_a_cancelled_one_frees_it() -> None:
-    clock = _Clock()
+    clock = FakeClock()
     breaker = CircuitBreaker("dep", failures=1, open_s=5, clock=clock)
     with contextlib.suppress(ConnectionError):
         await breaker.call(_fails, (ConnectionError,))

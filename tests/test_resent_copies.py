@@ -11,6 +11,7 @@ import httpx
 import msgspec
 from aiokafka import AIOKafkaProducer
 
+from fake_clock import FakeClock
 from pulse.collector.ingest import sent_event_id
 from pulse.embedded.services import free_port
 from pulse.events.message import EventV1, encode, partition_key
@@ -21,16 +22,8 @@ from stack import Stack
 from visitor import BROWSER, USER_AGENT
 
 
-class _Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_ids_are_remembered_for_the_window_then_forgotten() -> None:
-    clock = _Clock()
+    clock = FakeClock()
     copies = ResentCopies(window_s=100, max_ids=1_000, clock=clock)
     copies.remember([b"a" * 16])
     clock.now = 60
@@ -45,7 +38,7 @@ def test_ids_are_remembered_for_the_window_then_forgotten() -> None:
 
 
 def test_memory_is_bounded_by_dropping_the_oldest_ids_first() -> None:
-    clock = _Clock()
+    clock = FakeClock()
     copies = ResentCopies(window_s=100, max_ids=25, clock=clock)
     for second in range(5):
         clock.now = second * 10

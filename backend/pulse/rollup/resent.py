@@ -47,7 +47,14 @@ class ResentCopies:
         return self._size
 
     def seen(self, event_id: bytes) -> bool:
-        return any(event_id in ids for _, ids in self._slots)
+        return bool(self.stored_among({event_id}))
+
+    def stored_among(self, event_ids: set[bytes]) -> set[bytes]:
+        """Which of these ids were stored: one set intersection per slot, not a lookup per event."""
+        stored: set[bytes] = set()
+        for _, ids in self._slots:
+            stored |= event_ids & ids
+        return stored
 
     def remember(self, event_ids: Iterable[bytes]) -> None:
         now = self._clock()

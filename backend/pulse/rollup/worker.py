@@ -325,9 +325,10 @@ class RollupWorker:
     ) -> list[tuple[ConsumerRecord, AnyEvent]]:
         """Drops copies of an event already stored, or already earlier in this batch (pulse.rollup.resent)."""
         first: list[tuple[ConsumerRecord, AnyEvent]] = []
-        batch: set[bytes] = set()
+        # Taken as already seen, so that a later copy in this batch is dropped too.
+        batch = self._resent.stored_among({event.event_id for _, event in kept})
         for record, event in kept:
-            if event.event_id in batch or self._resent.seen(event.event_id):
+            if event.event_id in batch:
                 continue
             batch.add(event.event_id)
             first.append((record, event))
