@@ -27,7 +27,7 @@ async def test_lost_live_state_is_rebuilt_exactly_from_clickhouse(stack: Stack) 
 
     redis = Redis.from_url(stack.settings.redis_url)
     live = LiveReader(redis)
-    scope = TenantScope(tenant_id=tenant.tenant_id, role="viewer", subject="test")
+    scope = TenantScope.of_user(tenant.tenant_id, "test", "viewer")
     before = (
         await live.current_visitors(scope, site),
         sum(n for _, n in await live.per_second(scope, site, 600)),

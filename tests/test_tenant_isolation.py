@@ -12,7 +12,7 @@ from dashboard_client import login
 from pulse.auth.tokens import TokenService
 from pulse.tenancy import TenantScope
 from pulse.warehouse.client import Warehouse
-from pulse.warehouse.reader import ScopedQuery, ScopedReader
+from pulse.warehouse.reader import ScopedQuery, ScopedReader, SharedDatabase
 from stack import Stack
 
 API_ROUTES = ("aggregate", "timeseries", "realtime")
@@ -92,9 +92,8 @@ def test_a_query_without_the_tenant_filter_cannot_be_built() -> None:
 
 async def test_the_tenant_comes_from_the_scope_not_from_parameters(stack: Stack) -> None:
     query = ScopedQuery("one", "SELECT 1 WHERE tenant_id = {tenant_id:String}")
-    reader = ScopedReader(
-        Warehouse(stack.settings.effective_clickhouse_url, stack.settings.clickhouse_database)
-    )
-    scope = TenantScope(tenant_id="a", role="viewer", subject="u")
-    with pytest.raises(ValueError, match="comes from the scope"):
+    warehouse = Warehouse(stack.settings.effective_clickhouse_url, stack.settings.clickhouse_database)
+    reader = ScopedReader(warehouse, SharedDatabase(warehouse.database))
+    scope = TenantScope.of_user("a", "u", "viewer")
+    with pytest.raises(ValueError, match="come from the scope"):
         await reader.select(scope, query, {"tenant_id": "b"})

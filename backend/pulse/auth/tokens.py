@@ -59,4 +59,4 @@ class TokenService:
         tenant_id, role = claims.get("tid"), claims.get("role")
         if not isinstance(tenant_id, str) or role not in get_args(Role):
             raise InvalidToken("token does not name a tenant and a role")
-        return TenantScope(tenant_id=tenant_id, role=cast(Role, role), subject=str(claims["sub"]))
+        return TenantScope.of_user(tenant_id, str(claims["sub"]), cast(Role, role))

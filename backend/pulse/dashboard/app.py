@@ -34,7 +34,7 @@ from pulse.resources import Resources
 from pulse.stats.service import SiteNotFound, StatsService
 from pulse.telemetry.http import http_metrics
 from pulse.telemetry.routes import health_handler, metrics
-from pulse.warehouse.reader import ScopedReader, WarehouseUnavailable
+from pulse.warehouse.reader import ScopedReader, SharedDatabase, WarehouseUnavailable
 
 
 def _to_login(_: Request[None, None, State], __: LoginRequired) -> Redirect:
@@ -76,7 +76,11 @@ def create_dashboard_app(resources: Resources, stopping: asyncio.Event | None = 
     accounts = Accounts(resources.engine)
     tenant_sites = TenantSites(accounts)
     open_s = settings.breaker_open_s
-    reader = ScopedReader(resources.warehouse, CircuitBreaker("clickhouse", resources.metrics, open_s=open_s))
+    reader = ScopedReader(
+        resources.warehouse,
+        SharedDatabase(resources.warehouse.database),
+        CircuitBreaker("clickhouse", resources.metrics, open_s=open_s),
+    )
     stats = StatsService(reader, tenant_sites)
     hub = TickHub(resources.redis)
     tokens = TokenService(settings)

@@ -17,14 +17,14 @@ def _aggregate(grain: Grain) -> ScopedQuery:
     return ScopedQuery(
         f"aggregate_{grain}",
         # The table name comes from GRAINS, never from a request; values are bound server-side.
-        f"SELECT sum(pageviews), sum(events), uniqMerge(visitors) FROM stats_{grain} {_RANGE}",  # noqa: S608
+        f"SELECT sum(pageviews), sum(events), uniqMerge(visitors) FROM {{db:Identifier}}.stats_{grain} {_RANGE}",  # noqa: S608
     )
 
 
 def _timeseries(grain: Grain) -> ScopedQuery:
     return ScopedQuery(
         f"timeseries_{grain}",
-        f"SELECT bucket, sum(pageviews), sum(events), uniqMerge(visitors) FROM stats_{grain} {_RANGE}"  # noqa: S608
+        f"SELECT bucket, sum(pageviews), sum(events), uniqMerge(visitors) FROM {{db:Identifier}}.stats_{grain} {_RANGE}"  # noqa: S608
         " GROUP BY bucket ORDER BY bucket",
     )
 
@@ -43,7 +43,7 @@ FROM (
         session_id,
         sum(pageviews) AS pageviews,
         dateDiff('millisecond', min(session_start), max(last_seen)) / 1000 AS duration_s
-    FROM sessions
+    FROM {db:Identifier}.sessions
     WHERE tenant_id = {tenant_id:String}
       AND site_id = {site_id:String}
       AND session_start >= {start:DateTime('UTC')}
@@ -60,7 +60,7 @@ LIVE_VISITORS = ScopedQuery(
     "live_visitors",
     """
 SELECT uniqExact(visitor_id)
-FROM events
+FROM {db:Identifier}.events
 WHERE tenant_id = {tenant_id:String}
   AND site_id = {site_id:String}
   AND ts >= {since:DateTime64(3, 'UTC')}
@@ -71,7 +71,7 @@ LIVE_SECONDS = ScopedQuery(
     "live_seconds",
     """
 SELECT toUnixTimestamp(ts) AS second, count()
-FROM events
+FROM {db:Identifier}.events
 WHERE tenant_id = {tenant_id:String}
   AND site_id = {site_id:String}
   AND ts >= {since:DateTime64(3, 'UTC')}

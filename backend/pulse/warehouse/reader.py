@@ -1,14 +1,17 @@
 """The only read path into ClickHouse: named queries run inside a tenant scope.
 
 A `ScopedQuery` cannot be constructed unless its SQL filters on the bound
-`{tenant_id:String}` parameter, and `ScopedReader.select` fills that parameter from the
-scope, so a caller cannot forget it or pass another tenant's id.
+`{tenant_id:String}` parameter and names every table it reads as `{db:Identifier}.table`.
+`ScopedReader.select` fills both from the scope: the tenant's id, and the database its
+data lives in (the shared one, or its own when an operator moved it there), so a caller
+cannot forget either or pass another tenant's.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
@@ -17,6 +20,9 @@ from pulse.tenancy import TenantScope
 from pulse.warehouse.client import Warehouse
 
 TENANT_FILTER = "tenant_id = {tenant_id:String}"
+DATABASE = "{db:Identifier}"
+# A FROM or JOIN that reads neither a subquery nor a table of the tenant's database.
+_UNROUTED_TABLE = re.compile(r"(?<!ARRAY )\b(?:FROM|JOIN)\s+(?!\(|\{db:Identifier\}\.)", re.IGNORECASE)
 
 
 class ScopedQuery:
@@ -25,6 +31,8 @@ class ScopedQuery:
     def __init__(self, name: str, sql: str) -> None:
         if TENANT_FILTER not in sql:
             raise ValueError(f"query {name!r} does not filter on {TENANT_FILTER}")
+        if _UNROUTED_TABLE.search(sql):
+            raise ValueError(f"query {name!r} reads a table not named as {DATABASE}.table")
         self.name = name
         self.sql = sql
 
@@ -43,17 +51,40 @@ class WarehouseUnavailable(Exception):
 WAREHOUSE_FAILURES = (ClickHouseError, OSError)
 
 
+class TenantDatabases(Protocol):
+    async def database(self, tenant_id: str) -> str:
+        """The ClickHouse database holding the tenant's events and rollups."""
+        ...
+
+
+class SharedDatabase:
+    """Every tenant in the shared tables: the default tier."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    async def database(self, tenant_id: str) -> str:
+        return self._name
+
+
 class ScopedReader:
-    def __init__(self, warehouse: Warehouse, breaker: CircuitBreaker | None = None) -> None:
+    def __init__(
+        self, warehouse: Warehouse, databases: TenantDatabases, breaker: CircuitBreaker | None = None
+    ) -> None:
         self._warehouse = warehouse
+        self._databases = databases
         self._breaker = breaker or CircuitBreaker("clickhouse")
 
     async def select(
         self, scope: TenantScope, query: ScopedQuery, params: Mapping[str, Any]
     ) -> Sequence[Sequence[Any]]:
-        if "tenant_id" in params:
-            raise ValueError("tenant_id comes from the scope, not from parameters")
-        bound = {**params, "tenant_id": scope.tenant_id}
+        if "tenant_id" in params or "db" in params:
+            raise ValueError("tenant_id and db come from the scope, not from parameters")
+        bound = {
+            **params,
+            "tenant_id": scope.tenant_id,
+            "db": await self._databases.database(scope.tenant_id),
+        }
         try:
             result = await self._breaker.call(
                 lambda: self._warehouse.run(self._warehouse.client.query, query.sql, parameters=bound),
