@@ -34,6 +34,7 @@ from pulse.resources import Resources
 from pulse.stats.service import SiteNotFound, StatsService
 from pulse.telemetry.http import http_metrics
 from pulse.telemetry.routes import health_handler, metrics
+from pulse.tenancy import Forbidden
 from pulse.warehouse.reader import ScopedReader, SharedDatabase, WarehouseUnavailable
 
 
@@ -43,6 +44,10 @@ def _to_login(_: Request[None, None, State], __: LoginRequired) -> Redirect:
 
 def _site_not_found(_: Request[None, None, State], __: SiteNotFound) -> Response[dict[str, str]]:
     return Response({"error": "no such site"}, status_code=404)
+
+
+def _forbidden(_: Request[None, None, State], exc: Forbidden) -> Response[dict[str, str]]:
+    return Response({"error": str(exc), "missing_permission": exc.permission}, status_code=403)
 
 
 def _warehouse_unavailable(
@@ -133,6 +138,7 @@ def create_dashboard_app(resources: Resources, stopping: asyncio.Event | None = 
         exception_handlers={
             LoginRequired: _to_login,
             SiteNotFound: _site_not_found,
+            Forbidden: _forbidden,
             WarehouseUnavailable: _warehouse_unavailable,
             HTTPException: _http_error,
         },
