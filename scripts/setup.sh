@@ -54,6 +54,9 @@ if [ "${1:-}" = "--test" ]; then
   command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
   command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
   has_haproxy || missing+=(haproxy)
+  # The README's API examples are run as written by the suite.
+  command -v curl >/dev/null 2>&1 || missing+=(curl)
+  command -v jq >/dev/null 2>&1 || missing+=(jq)
   install_debian tests "${missing[@]}"
   if ! command -v node >/dev/null 2>&1; then
     echo "The tests need Node.js >= 18 with npm, to build tracker-js. Install it and run again." >&2
