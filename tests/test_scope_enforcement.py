@@ -88,7 +88,9 @@ async def test_no_dependency_gives_a_handler_a_raw_client(stack: Stack) -> None:
             value = provider()
             if inspect.isawaitable(value):
                 value = await value
-            leaks += [f"{name} -> {type(v).__name__}" for v in _reachable(value) if isinstance(v, RAW_CLIENTS)]
+            leaks += [
+                f"{name} -> {type(v).__name__}" for v in _reachable(value) if isinstance(v, RAW_CLIENTS)
+            ]
         assert leaks == []
     finally:
         await resources.close()
