@@ -16,6 +16,7 @@ import msgspec
 import pytest
 from clickhouse_connect.driver.client import Client
 from litestar import Litestar
+from litestar.di import Provide
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -81,7 +82,10 @@ async def test_no_dependency_gives_a_handler_a_raw_client(stack: Stack) -> None:
     app = create_dashboard_app(resources)
     try:
         assert isinstance(app, Litestar)
-        provided = {name: provide.dependency for name, provide in app.dependencies.items()}
+        provided = {
+            name: provide.dependency if isinstance(provide, Provide) else provide
+            for name, provide in app.dependencies.items()
+        }
         assert "stats" in provided
         leaks = []
         for name, provider in provided.items():
