@@ -19,6 +19,7 @@ import httpx
 import msgspec
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pulse.embedded.services import EmbeddedService, free_port, start_broker, start_valkey
 from pulse.migrate import migrate
@@ -36,9 +37,11 @@ class Tenant(msgspec.Struct):
 
 
 class Stack:
-    def __init__(self, settings: Settings, accounts: Accounts) -> None:
+    def __init__(self, settings: Settings, engine: AsyncEngine) -> None:
         self.settings = settings
-        self.accounts = accounts
+        # The stack's OLTP store, for tests that set up keys, goals and the like directly.
+        self.engine = engine
+        self.accounts = Accounts(engine)
         self.collector = settings.collector_url
         self.dashboard = settings.dashboard_url
 
@@ -52,7 +55,7 @@ class Stack:
         return Tenant(tenant_id=tenant.id, email=email, password=password, site=site)
 
     async def token(self, tenant: Tenant) -> str:
-        async with httpx.AsyncClient(base_url=self.dashboard) as client:
+        async with httpx.AsyncClient(base_url=self.dashboard, timeout=30) as client:
             response = await client.post(
                 "/api/v1/token", json={"email": tenant.email, "password": tenant.password}
             )
@@ -134,6 +137,10 @@ async def stack(infrastructure: tuple[Path, str, str]) -> AsyncIterator[Stack]:
             "PULSE_DASHBOARD_PORT": str(free_port()),
             "PULSE_ROLLUP_PORT": str(free_port()),
             "PULSE_ROLLUP_POLL_MS": "50",
+            # Every test signs in from 127.0.0.1; the per-IP login limit is tested on an app of its own.
+            "PULSE_LOGIN_RATE_LIMIT_PER_MIN": "100000",
+            # Tests move tenants to databases of their own; each move waits this out first.
+            "PULSE_TENANT_DATABASE_CACHE_S": "0.5",
         }
     )
     await migrate(settings)
@@ -144,7 +151,7 @@ async def stack(infrastructure: tuple[Path, str, str]) -> AsyncIterator[Stack]:
         async with httpx.AsyncClient() as client:
             for url in (settings.collector_url, settings.dashboard_url):
                 await _healthy(client, f"{url}/healthz", task)
-        yield Stack(settings, Accounts(engine))
+        yield Stack(settings, engine)
     finally:
         stop.set()
         with contextlib.suppress(asyncio.CancelledError):

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 
 from pulse.oltp.accounts import Accounts, Site, Tenant
 from pulse.oltp.db import create_engine
 from pulse.settings import Settings
+from pulse.tenant_isolation import Isolation, isolate_tenant
+from pulse.warehouse.client import Warehouse
 
 
 async def set_hosts(settings: Settings, site_id: str, hosts: Sequence[str]) -> Site:
@@ -25,6 +27,20 @@ async def set_disabled(settings: Settings, site_id: str, disabled: bool) -> Site
 async def set_retention(settings: Settings, tenant_id: str, days: int) -> Tenant:
     async with _accounts(settings) as accounts:
         return await accounts.set_retention(tenant_id, days)
+
+
+async def isolate(
+    settings: Settings, tenant_id: str, database: str | None, progress: Callable[[str], None]
+) -> Isolation:
+    """With embedded ClickHouse (chDB), only while no other process has its data path open."""
+    warehouse = Warehouse(
+        settings.effective_clickhouse_url, settings.clickhouse_database, settings.clickhouse_cluster
+    )
+    try:
+        async with _accounts(settings) as accounts:
+            return await isolate_tenant(settings, warehouse, accounts, tenant_id, database, progress)
+    finally:
+        warehouse.close()
 
 
 async def _find(accounts: Accounts, site_id: str) -> Site:

@@ -46,6 +46,17 @@ def _parser() -> argparse.ArgumentParser:
     retention = tenant_sub.add_parser("retention", help="keep the tenant's raw events this many days")
     retention.add_argument("tenant_id")
     retention.add_argument("days", type=int)
+    isolate = tenant_sub.add_parser(
+        "isolate",
+        help="move the tenant's events and rollups to a ClickHouse database of its own (idempotent)",
+    )
+    isolate.add_argument("tenant_id")
+    isolate.add_argument("--database", help="its name (default: pulse_t_ and the id's first 12 characters)")
+
+    from pulse.auth.cli import add_api_key_arguments, add_signing_key_arguments
+
+    add_api_key_arguments(sub.add_parser("api-key", help="make, list and revoke a tenant's API keys"))
+    add_signing_key_arguments(sub.add_parser("signing-key", help="the keys that sign bearer tokens"))
 
     replay = sub.add_parser(
         "replay", help="rebuild whole past days of raw events and every rollup of them, through Kafka"
@@ -95,6 +106,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _site(settings, args)
     if args.command == "tenant":
         return _tenant(settings, args)
+    if args.command == "api-key":
+        from pulse.auth.cli import api_key
+
+        return api_key(settings, args)
+    if args.command == "signing-key":
+        from pulse.auth.cli import signing_key
+
+        return signing_key(settings, args)
     if args.command == "replay":
         from pulse.replay.cli import replay
 
@@ -125,12 +144,38 @@ def _migrate(settings: Settings, *, print_ddl: bool) -> int:
 def _tenant(settings: Settings, args: argparse.Namespace) -> int:
     from pulse import admin
 
+    if args.tenant_command == "isolate":
+        return _isolate(settings, args)
     try:
         tenant = asyncio.run(admin.set_retention(settings, args.tenant_id, args.days))
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(f"{tenant.id} ({tenant.name}): raw events kept {tenant.retention_days} days")
+    return 0
+
+
+def _isolate(settings: Settings, args: argparse.Namespace) -> int:
+    from pulse import admin
+
+    try:
+        moved = asyncio.run(admin.isolate(settings, args.tenant_id, args.database, print))
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    deleted = ", ".join(f"{table} {rows}" for table, rows in moved.deleted.items())
+    print(
+        f"tenant {moved.tenant_id} is on database {moved.database}: {moved.events} raw events there "
+        f"({moved.copied} copied now), {len(moved.migrations)} migrations applied now; "
+        f"rows deleted from {settings.clickhouse_database}: {deleted}"
+    )
+    if moved.left_behind:
+        print(
+            f"warning: {moved.left_behind} of its raw events were still arriving in "
+            f"{settings.clickhouse_database}; run the command again to move them",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 

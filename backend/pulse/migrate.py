@@ -4,17 +4,25 @@ from __future__ import annotations
 
 import msgspec
 
+from pulse.oltp.accounts import Accounts
 from pulse.oltp.db import create_engine
 from pulse.oltp.migrate import apply_oltp_migrations
 from pulse.settings import Settings
 from pulse.warehouse.client import Warehouse, create_database_ddl
 from pulse.warehouse.cluster import Cluster
-from pulse.warehouse.migrate import apply_clickhouse_migrations, ledger_ddl, planned_migrations
+from pulse.warehouse.migrate import (
+    apply_clickhouse_migrations,
+    apply_to_database,
+    ledger_ddl,
+    planned_migrations,
+)
 
 
 class Applied(msgspec.Struct, frozen=True):
     clickhouse: list[str]
     oltp: list[str]
+    # Tenant database (`pulse tenant isolate`) → the ClickHouse migrations applied to it now.
+    dedicated: dict[str, list[str]] = msgspec.field(default_factory=dict)
 
 
 def clickhouse_cluster(settings: Settings) -> Cluster | None:
@@ -44,6 +52,7 @@ async def migrate(settings: Settings) -> Applied:
     warehouse = Warehouse(
         settings.effective_clickhouse_url, settings.clickhouse_database, settings.clickhouse_cluster
     )
+    engine = create_engine(settings.effective_database_url)
     try:
         clickhouse = await warehouse.run(
             apply_clickhouse_migrations,
@@ -51,11 +60,19 @@ async def migrate(settings: Settings) -> Applied:
             settings.migrations_dir / "clickhouse",
             cluster,
         )
+        oltp = await apply_oltp_migrations(engine, settings.migrations_dir / "oltp")
+        # Tenants' own databases follow the shared one's schema.
+        dedicated = {
+            database: await warehouse.run(
+                apply_to_database,
+                settings.effective_clickhouse_url,
+                database,
+                settings.migrations_dir / "clickhouse",
+                settings.clickhouse_cluster,
+            )
+            for database in sorted(set((await Accounts(engine).clickhouse_databases()).values()))
+        }
     finally:
         warehouse.close()
-    engine = create_engine(settings.effective_database_url)
-    try:
-        oltp = await apply_oltp_migrations(engine, settings.migrations_dir / "oltp")
-    finally:
         await engine.dispose()
-    return Applied(clickhouse=clickhouse, oltp=oltp)
+    return Applied(clickhouse=clickhouse, oltp=oltp, dedicated=dedicated)

@@ -11,10 +11,12 @@ import functools
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from pulse.oltp.accounts import Accounts
 from pulse.oltp.db import create_engine
 from pulse.settings import Settings
 from pulse.telemetry.metrics import Metrics, process_metrics
 from pulse.warehouse.client import Warehouse
+from pulse.warehouse.routing import TenantDatabaseRouting
 
 
 class Resources:
@@ -26,6 +28,16 @@ class Resources:
         settings = self.settings
         return Warehouse(
             settings.effective_clickhouse_url, settings.clickhouse_database, settings.clickhouse_cluster
+        )
+
+    @functools.cached_property
+    def tenant_databases(self) -> TenantDatabaseRouting:
+        """One per process: the dashboard reads and the worker writes by the same map."""
+        settings = self.settings
+        return TenantDatabaseRouting(
+            settings.clickhouse_database,
+            Accounts(self.engine).clickhouse_databases,
+            settings.tenant_database_cache_s,
         )
 
     @functools.cached_property

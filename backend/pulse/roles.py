@@ -98,6 +98,7 @@ async def run_roles(settings: Settings, roles: Sequence[Role], stop: asyncio.Eve
             TenantRetention(Accounts(resources.engine).retention_by_tenant),
             resources.metrics,
             tracing,
+            resources.tenant_databases,
         )
         health = health_handler("rollup", lambda: {"kafka": worker.connected})
         servers.append(_server(Litestar(route_handlers=[health, metrics]), settings, settings.rollup_port))

@@ -55,6 +55,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
     max_body_bytes: int = 64 * 1024
     max_batch_events: int = 100
+    # Server-side events (POST /api/v1/events) may carry the time they happened: a backend that
+    # queued them while Pulse was away can still send a day's worth, and no older, since they would
+    # land in sessions and rollups long reported.
+    server_event_max_age_s: int = 86_400
     # Peers whose X-Forwarded-For is believed: addresses or CIDR networks (collector/privacy.py).
     trusted_proxies: tuple[str, ...] = ("127.0.0.1", "::1")
     site_cache_ttl_s: float = 30.0
@@ -87,6 +91,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # replay's worker may go silent before another worker takes it over.
     replay_poll_s: float = 2.0
     replay_stale_s: float = 30.0
+    # How long a process routes by what it read of which tenants have a ClickHouse database of their
+    # own, before reading it again (one small OLTP query). `pulse tenant isolate` waits this long,
+    # and a margin, before it moves the tenant's past events: by then every worker writes its new ones
+    # to the tenant's database.
+    tenant_database_cache_s: float = 2.0
 
     metrics_enabled: bool = True
     otel_exporter_otlp_endpoint: str = ""
@@ -94,6 +103,20 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     jwt_ttl_s: int = 8 * 3600
     jwt_issuer: str = "pulse"
     jwt_audience: str = "pulse"
+    # An API key is exchanged for a token this short-lived, so its holder comes back for a new one
+    # (and finds the key revoked) often, and a leaked token is worth little.
+    api_token_ttl_s: int = 900
+    # A new JWT signing key this often, made by whichever process next issues a token.
+    jwt_key_rotation_s: int = 86_400
+    # How long a process believes what it read about signing keys, tenants and API keys, instead of
+    # a query per request: every replica refuses a revoked API key's tokens within this many seconds.
+    auth_cache_s: float = 5.0
+    # Requests per minute per API key or signed-in user on /api/, counted in Redis across replicas
+    # (per replica while Redis is down); 0 turns the limit off.
+    api_rate_limit_per_min: int = 600
+    # Token requests and logins per minute per client IP, per replica: slows password guessing.
+    # A minute's worth may come at once.
+    login_rate_limit_per_min: int = 30
     cookie_secure: bool = False
 
     ui_dir: Path = REPO_ROOT / "ui"

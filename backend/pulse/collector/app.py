@@ -11,11 +11,14 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Components, SecurityScheme
 from litestar.status_codes import HTTP_413_REQUEST_ENTITY_TOO_LARGE
 from litestar.types import ASGIApp
 
+from pulse.auth.tokens import TokenService
 from pulse.collector.ingest import Ingest, Rejection, edge_for
 from pulse.collector.routes import event_routes, pinned_tracker_script, tracker_script
+from pulse.collector.server_api import ServerEventsApi, server_event_routes
 from pulse.collector.site_source import AccountsSiteSource
 from pulse.collector.sites import SiteDirectory
 from pulse.collector.tracker import TrackerScript
@@ -27,11 +30,16 @@ from pulse.telemetry.http import http_metrics
 from pulse.telemetry.metrics import Metrics, process_metrics
 from pulse.telemetry.routes import health_handler, metrics
 from pulse.telemetry.tracing import Tracing
+from pulse.tenancy import Forbidden
 
 
 def _rejected(_: Request[None, None, State], exc: Rejection) -> Response[dict[str, str]]:
     headers = {} if exc.retry_after_s is None else {"Retry-After": str(exc.retry_after_s)}
     return Response({"error": exc.reason, "field": exc.field}, status_code=exc.status, headers=headers)
+
+
+def _forbidden(_: Request[None, None, State], exc: Forbidden) -> Response[dict[str, str]]:
+    return Response({"error": str(exc), "missing_permission": exc.permission}, status_code=403)
 
 
 def _broker_down(_: Request[None, None, State], exc: BrokerUnavailable) -> Response[dict[str, str]]:
@@ -58,9 +66,9 @@ def create_collector_app(settings: Settings, tracing: Tracing | None = None) -> 
     engine = create_engine(settings.effective_database_url)
     publisher = EventPublisher(settings, metrics_)
     sites = SiteDirectory(AccountsSiteSource(Accounts(engine)), settings.site_cache_ttl_s)
-    ingest = Ingest(
-        settings, sites, edge_for(settings, engine), publisher, metrics_, tracing or Tracing(enabled=False)
-    )
+    edge = edge_for(settings, engine)
+    ingest = Ingest(settings, sites, edge, publisher, metrics_, tracing or Tracing(enabled=False))
+    server_api = ServerEventsApi(settings, sites, edge, ingest, TokenService(settings, engine), metrics_)
     tracker = TrackerScript(settings.tracker_path)
 
     @asynccontextmanager
@@ -75,6 +83,7 @@ def create_collector_app(settings: Settings, tracing: Tracing | None = None) -> 
     app = Litestar(
         route_handlers=[
             *event_routes(ingest, settings),
+            *server_event_routes(server_api, settings),
             tracker_script,
             pinned_tracker_script(tracker.asset.versioned_name),
             health_handler("collector", lambda: {"kafka": publisher.ready}),
@@ -85,12 +94,20 @@ def create_collector_app(settings: Settings, tracing: Tracing | None = None) -> 
         },
         exception_handlers={
             Rejection: _rejected,
+            Forbidden: _forbidden,
             BrokerUnavailable: _broker_down,
             HTTPException: _http_error_handler(metrics_),
         },
         cors_config=CORSConfig(allow_origins=["*"], allow_methods=["GET", "POST"], allow_credentials=False),
         request_max_body_size=settings.max_body_bytes,
-        openapi_config=OpenAPIConfig(title="Pulse collector", version="1", path="/schema"),
+        openapi_config=OpenAPIConfig(
+            title="Pulse collector",
+            version="1",
+            path="/schema",
+            components=Components(
+                security_schemes={"bearer": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT")}
+            ),
+        ),
         lifespan=[lifespan],
     )
     return http_metrics("collector", metrics_)(app) if settings.metrics_enabled else app

@@ -198,7 +198,10 @@ class Ingest:
         )
 
     async def _accept(self, beacons: list[Beacon], ctx: RequestContext) -> int:
-        events = await self._admission.admit(beacons, ctx)
+        return await self.publish(await self._admission.admit(beacons, ctx))
+
+    async def publish(self, events: list[EventV1]) -> int:
+        """Admitted events written to Kafka and acknowledged; returns how many."""
         if not events:
             return 0
         with self._tracing.span("collector.ingest") as span:

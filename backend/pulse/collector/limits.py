@@ -48,6 +48,13 @@ class RateLimiter:
             self._buckets.popitem(last=False)
         return wait
 
+    def available(self, key: str) -> float:
+        """The tokens `key` could take now, for a remaining-requests header; takes none."""
+        if not self.enabled:
+            return self._burst
+        tokens, last = self._buckets.get(key, (self._burst, self._clock()))
+        return min(self._burst, tokens + (self._clock() - last) * self._rate)
+
 
 def retry_after_s(wait: float) -> int:
     """Whole seconds for the Retry-After header, at least 1."""

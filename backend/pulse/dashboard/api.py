@@ -1,36 +1,21 @@
-"""Stats API (JSON): tokens, aggregate and timeseries per site, all tenant scoped."""
+"""Stats API (JSON): aggregate and timeseries per site, all tenant scoped (tokens: api_keys.py)."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
 import msgspec
-from litestar import Controller, get, post
+from litestar import Controller, get
 from litestar.di import NamedDependency, Provide
-from litestar.exceptions import NotAuthorizedException
-from litestar.params import FromPath, FromQuery, JSONBody, Parameter
+from litestar.params import FromPath, FromQuery, Parameter
 
-from pulse.auth.tokens import TokenService
 from pulse.dashboard.live_figures import LiveSource
 from pulse.dashboard.session import api_scope
-from pulse.oltp.accounts import Accounts
 from pulse.stats.periods import PeriodName, resolve_period
 from pulse.stats.service import Aggregate, StatsService, Timeseries
 from pulse.tenancy import TenantScope
 
 PeriodParam = Annotated[PeriodName, Parameter(description="30m, today, 24h, 7d or 30d")]
-
-
-class Credentials(msgspec.Struct, frozen=True):
-    email: Annotated[str, msgspec.Meta(max_length=254)]
-    password: Annotated[str, msgspec.Meta(max_length=1024)]
-
-
-class TokenResponse(msgspec.Struct, frozen=True):
-    token: str
-    token_type: str
-    tenant_id: str
-    role: str
 
 
 class Realtime(msgspec.Struct, frozen=True):
@@ -40,31 +25,9 @@ class Realtime(msgspec.Struct, frozen=True):
     source: str
 
 
-class TokenController(Controller):
-    path = "/api/v1/token"
-
-    @post("/", summary="Exchange a login for a short-lived bearer token", status_code=200)
-    async def token(
-        self,
-        data: JSONBody[Credentials],
-        accounts: NamedDependency[Accounts],
-        tokens: NamedDependency[TokenService],
-    ) -> TokenResponse:
-        member = await accounts.authenticate(data.email, data.password)
-        if member is None:
-            raise NotAuthorizedException("wrong email or password")
-        token = tokens.issue(member.user_id, member.tenant_id, member.role)
-        return TokenResponse(
-            token=token,
-            token_type="Bearer",  # noqa: S106 - the OAuth token type, not a secret
-            tenant_id=member.tenant_id,
-            role=member.role,
-        )
-
-
 class StatsController(Controller):
     path = "/api/v1/sites/{site_id:str}"
-    dependencies = {"tenant": Provide(api_scope, sync_to_thread=False)}
+    dependencies = {"tenant": Provide(api_scope)}
 
     @get("/aggregate", summary="Visitors, pageviews and events over a period")
     async def aggregate(

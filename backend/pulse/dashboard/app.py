@@ -19,23 +19,34 @@ from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 from litestar.types import ASGIApp
 
+from pulse.auth.api_rate_limit import ApiRateLimit
 from pulse.auth.tokens import TokenService
 from pulse.breaker import CircuitBreaker
-from pulse.dashboard.api import StatsController, TokenController
-from pulse.dashboard.live import live_stream
+from pulse.dashboard.api import StatsController
+from pulse.dashboard.api_keys import KeysController, TokenController
+from pulse.dashboard.live import api_live_stream, live_stream
 from pulse.dashboard.live_figures import LiveSource
+from pulse.dashboard.manage_api import GoalsController, SitesController
+from pulse.dashboard.openapi import openapi_json
 from pulse.dashboard.pages import AuthPages, SitePages
+from pulse.dashboard.query_api import QueryController, query_refused
+from pulse.dashboard.rate_limit import ApiRateLimitMiddleware, LoginThrottle
 from pulse.dashboard.session import LoginRequired
+from pulse.dashboard.site_admin import SiteAdmin
 from pulse.dashboard.sites import TenantSites
 from pulse.live.hub import TickHub
 from pulse.live.reader import LiveReader
 from pulse.oltp.accounts import Accounts
+from pulse.oltp.api_keys import ApiKeys
+from pulse.oltp.goals import Goals
 from pulse.resources import Resources
+from pulse.stats.errors import QueryError
+from pulse.stats.query_service import StatsQueries
 from pulse.stats.service import SiteNotFound, StatsService
 from pulse.telemetry.http import http_metrics
 from pulse.telemetry.routes import health_handler, metrics
 from pulse.tenancy import Forbidden
-from pulse.warehouse.reader import ScopedReader, SharedDatabase, WarehouseUnavailable
+from pulse.warehouse.reader import ScopedReader, WarehouseUnavailable
 
 
 def _to_login(_: Request[None, None, State], __: LoginRequired) -> Redirect:
@@ -83,20 +94,25 @@ def create_dashboard_app(resources: Resources, stopping: asyncio.Event | None = 
     open_s = settings.breaker_open_s
     reader = ScopedReader(
         resources.warehouse,
-        SharedDatabase(resources.warehouse.database),
+        resources.tenant_databases,
         CircuitBreaker("clickhouse", resources.metrics, open_s=open_s),
     )
     stats = StatsService(reader, tenant_sites)
     hub = TickHub(resources.redis)
-    tokens = TokenService(settings)
+    tokens = TokenService(settings, resources.engine)
     redis_breaker = CircuitBreaker("redis", resources.metrics, open_s=open_s)
     live = LiveSource(LiveReader(resources.redis), reader, redis_breaker)
+    api_rate_limit = ApiRateLimit(resources.redis, settings.api_rate_limit_per_min, redis_breaker)
     provided = {
         "accounts": accounts,
         "tenant_sites": tenant_sites,
+        "site_admin": SiteAdmin(accounts, Goals(resources.engine)),
         "stats": stats,
+        "stats_queries": StatsQueries(reader, Goals(resources.engine)),
         "hub": hub,
         "tokens": tokens,
+        "api_keys": ApiKeys(resources.engine),
+        "login_throttle": LoginThrottle(settings),
         "live": live,
         "settings": settings,
         "metrics": resources.metrics,
@@ -119,8 +135,14 @@ def create_dashboard_app(resources: Resources, stopping: asyncio.Event | None = 
             AuthPages,
             SitePages,
             live_stream,
+            api_live_stream,
             TokenController,
+            KeysController,
             StatsController,
+            QueryController,
+            openapi_json,
+            SitesController,
+            GoalsController,
             health_handler("dashboard", lambda: {"redis_ticks": hub.subscribed}),
             metrics,
             create_static_files_router(path="/static", directories=[settings.ui_dir / "static"]),
@@ -138,12 +160,14 @@ def create_dashboard_app(resources: Resources, stopping: asyncio.Event | None = 
         exception_handlers={
             LoginRequired: _to_login,
             SiteNotFound: _site_not_found,
+            QueryError: query_refused,
             Forbidden: _forbidden,
             WarehouseUnavailable: _warehouse_unavailable,
             HTTPException: _http_error,
         },
         openapi_config=OpenAPIConfig(title="Pulse stats API", version="1", path="/api/schema"),
         lifespan=[lifespan],
+        middleware=[ApiRateLimitMiddleware(api_rate_limit, tokens)],
     )
     return http_metrics("dashboard", resources.metrics)(app) if settings.metrics_enabled else app
 

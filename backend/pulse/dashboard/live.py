@@ -1,4 +1,4 @@
-"""The live view's push channel: Server-Sent Events fed by the process's TickHub."""
+"""Live push channels: Server-Sent Events fed by the process's TickHub, for the live view and API clients."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
-from pulse.dashboard.session import page_scope
+from pulse.dashboard.session import api_scope, page_scope
 from pulse.live.hub import TickHub
 from pulse.stats.service import StatsService
 from pulse.telemetry.metrics import Metrics
@@ -21,10 +21,31 @@ KEEPALIVE_S = 15.0
 
 @get(
     "/sites/{site_id:str}/live",
-    dependencies={"tenant": Provide(page_scope, sync_to_thread=False)},
+    dependencies={"tenant": Provide(page_scope)},
     include_in_schema=False,
 )
 async def live_stream(
+    site_id: FromPath[str],
+    tenant: NamedDependency[TenantScope],
+    stats: NamedDependency[StatsService],
+    hub: NamedDependency[TickHub],
+    metrics: NamedDependency[Metrics],
+) -> ServerSentEvent:
+    await stats.site(tenant, site_id)
+    return ServerSentEvent(_ticks(hub, tenant, site_id, metrics))
+
+
+@get(
+    "/api/v1/sites/{site_id:str}/stream",
+    dependencies={"tenant": Provide(api_scope)},
+    summary="The site's live ticks as Server-Sent Events (stats:read)",
+    description="`event: ready` once subscribed (no later tick can be missed), then an `event: tick` "
+    "whose data is a JSON object of the site's figures each time its events are counted, and a "
+    f"comment line after {KEEPALIVE_S:.0f} s without one. The stream ends when the server stops; "
+    "reconnect then.",
+    tags=["stats"],
+)
+async def api_live_stream(
     site_id: FromPath[str],
     tenant: NamedDependency[TenantScope],
     stats: NamedDependency[StatsService],

@@ -14,6 +14,7 @@ from litestar.response import Redirect, Template
 
 from pulse.auth.tokens import TokenService
 from pulse.dashboard.live_figures import LiveSource
+from pulse.dashboard.rate_limit import LoginThrottle
 from pulse.dashboard.session import SESSION_COOKIE, page_scope
 from pulse.dashboard.sites import TenantSites
 from pulse.oltp.accounts import Accounts
@@ -41,11 +42,21 @@ class AuthPages(Controller):
     @post("/login", include_in_schema=False)
     async def login(
         self,
+        request: Request[None, None, State],
         data: Annotated[LoginForm, Body(media_type=RequestEncodingType.URL_ENCODED)],
         accounts: NamedDependency[Accounts],
         tokens: NamedDependency[TokenService],
         settings: NamedDependency[Settings],
+        login_throttle: NamedDependency[LoginThrottle],
     ) -> Template | Redirect:
+        wait = login_throttle.wait_s(request)
+        if wait:
+            return Template(
+                "login.html",
+                context={"error": f"Too many attempts. Try again in {wait} seconds.", "email": data.email},
+                status_code=429,
+                headers={"Retry-After": str(wait)},
+            )
         member = await accounts.authenticate(data.email, data.password)
         if member is None:
             return Template(
@@ -55,7 +66,7 @@ class AuthPages(Controller):
             )
         cookie = Cookie(
             key=SESSION_COOKIE,
-            value=tokens.issue(member.user_id, member.tenant_id, member.role),
+            value=(await tokens.issue_user(member)).token,
             httponly=True,
             samesite="lax",
             secure=settings.cookie_secure,
@@ -73,7 +84,7 @@ class AuthPages(Controller):
 
 class SitePages(Controller):
     path = "/sites"
-    dependencies = {"tenant": Provide(page_scope, sync_to_thread=False)}
+    dependencies = {"tenant": Provide(page_scope)}
     include_in_schema = False
 
     @get("/")

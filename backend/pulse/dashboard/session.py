@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from litestar import Request
+from litestar.connection import ASGIConnection
 from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.exceptions import NotAuthorizedException
@@ -17,28 +20,45 @@ class LoginRequired(Exception):
     """A page was asked for without a valid session; the browser is sent to the login form."""
 
 
-def _token(request: Request[None, None, State]) -> str | None:
-    header = request.headers.get("authorization", "")
+def presented_token(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
+    """The bearer token, else the session cookie (the dashboard's own pages call the API with it)."""
+    header = connection.headers.get("authorization", "")
     if header.lower().startswith("bearer "):
         return header[7:].strip()
-    return request.cookies.get(SESSION_COOKIE)
+    return connection.cookies.get(SESSION_COOKIE)
 
 
-def page_scope(request: Request[None, None, State], tokens: NamedDependency[TokenService]) -> TenantScope:
+async def page_scope(
+    request: Request[None, None, State], tokens: NamedDependency[TokenService]
+) -> TenantScope:
     token = request.cookies.get(SESSION_COOKIE)
     if not token:
         raise LoginRequired
     try:
-        return tokens.verify(token)
+        return await tokens.verify(token)
     except InvalidToken as exc:
         raise LoginRequired from exc
 
 
-def api_scope(request: Request[None, None, State], tokens: NamedDependency[TokenService]) -> TenantScope:
-    token = _token(request)
+async def api_scope(
+    request: Request[None, None, State], tokens: NamedDependency[TokenService]
+) -> TenantScope:
+    # The rate limit (pulse.dashboard.rate_limit) may have verified this request's token already.
+    verified = request.scope.get("auth")
+    if isinstance(verified, TenantScope):
+        return verified
+    if isinstance(verified, InvalidToken):
+        raise _refused(verified)
+    token = presented_token(request)
     if not token:
-        raise NotAuthorizedException("a bearer token is required")
+        raise NotAuthorizedException("a bearer token is required", headers={"WWW-Authenticate": "Bearer"})
     try:
-        return tokens.verify(token)
+        return await tokens.verify(token)
     except InvalidToken as exc:
-        raise NotAuthorizedException(f"invalid token: {exc}") from exc
+        raise _refused(exc) from exc
+
+
+def _refused(exc: InvalidToken) -> NotAuthorizedException:
+    return NotAuthorizedException(
+        f"invalid token: {exc}", headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}
+    )

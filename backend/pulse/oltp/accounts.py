@@ -9,6 +9,8 @@ import secrets
 import time
 import unicodedata
 import uuid
+import zoneinfo
+from collections.abc import Callable, Sequence
 from typing import Any, get_args
 
 import msgspec
@@ -38,6 +40,7 @@ _HOST_LABEL = re.compile("[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
 MAX_ALLOWED_HOSTS = 50
 DEFAULT_RETENTION_DAYS = 400
 MAX_RETENTION_DAYS = 3650
+DEFAULT_TIMEZONE = "UTC"
 
 
 class Tenant(msgspec.Struct, frozen=True, kw_only=True):
@@ -46,6 +49,9 @@ class Tenant(msgspec.Struct, frozen=True, kw_only=True):
     created_at: int
     # How long raw events are kept (the plan); rollups are kept regardless.
     retention_days: int = DEFAULT_RETENTION_DAYS
+    # Where its events and rollups live in ClickHouse: '' for the shared database, or its own
+    # (`pulse tenant isolate`).
+    clickhouse_database: str = ""
 
 
 class Site(msgspec.Struct, frozen=True, kw_only=True):
@@ -57,6 +63,8 @@ class Site(msgspec.Struct, frozen=True, kw_only=True):
     created_at: int
     # Hostnames the collector accepts this site's events from; empty accepts any.
     allowed_hosts: tuple[str, ...] = ()
+    # The IANA zone the site's days start in for reports.
+    timezone: str = DEFAULT_TIMEZONE
 
 
 class Membership(msgspec.Struct, frozen=True, kw_only=True):
@@ -64,6 +72,15 @@ class Membership(msgspec.Struct, frozen=True, kw_only=True):
     email: str
     tenant_id: str
     role: Role
+
+
+class InvalidSite(ValueError):
+    """A site setting refused; `field` names it (name, domain, allowed_hosts or timezone)."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(reason)
+        self.field = field
+        self.reason = reason
 
 
 class DuplicateEmail(Exception):
@@ -80,6 +97,7 @@ _tenants = Table(
     Column("name", Text),
     Column("created_at", BigInteger),
     Column("retention_days", Integer),
+    Column("clickhouse_database", Text),
 )
 _users = Table(
     "users",
@@ -106,6 +124,7 @@ _sites = Table(
     Column("disabled", Integer),
     Column("created_at", BigInteger),
     Column("allowed_hosts", Text),
+    Column("timezone", Text),
 )
 
 # A user normally belongs to one tenant; with several, the oldest tenant is the one they sign in to.
@@ -149,6 +168,25 @@ class Accounts:
         async with self._engine.begin() as conn:
             await conn.execute(update(_tenants).where(_tenants.c.id == tenant_id).values(retention_days=days))
         return msgspec.structs.replace(tenant, retention_days=days)
+
+    async def set_clickhouse_database(self, tenant_id: str, database: str) -> Tenant:
+        """Only for `pulse tenant isolate`, which has created the database and its tables first."""
+        tenant = await self.get_tenant(tenant_id)
+        if tenant is None:
+            raise _unknown_tenant(tenant_id)
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                update(_tenants).where(_tenants.c.id == tenant_id).values(clickhouse_database=database)
+            )
+        return msgspec.structs.replace(tenant, clickhouse_database=database)
+
+    async def clickhouse_databases(self) -> dict[str, str]:
+        """Unscoped: the tenants on a database of their own, for routing their reads and writes."""
+        query = select(_tenants.c.id, _tenants.c.clickhouse_database).where(
+            _tenants.c.clickhouse_database != ""
+        )
+        async with self._engine.connect() as conn:
+            return {row.id: str(row.clickhouse_database) for row in await conn.execute(query)}
 
     async def retention_by_tenant(self) -> dict[str, int]:
         """Unscoped: only for the rollup worker, which stamps raw events with their retention."""
@@ -201,9 +239,19 @@ class Accounts:
         row = await self._membership_row(email)
         return None if row is None else _membership(row)
 
-    async def create_site(self, tenant_id: str, name: str, domain: str) -> Site:
-        name = _checked_text(name, "site name")
-        domain = _checked_text(domain, "domain").lower()
+    async def create_site(
+        self,
+        tenant_id: str,
+        name: str,
+        domain: str,
+        *,
+        allowed_hosts: Sequence[str] = (),
+        timezone: str = DEFAULT_TIMEZONE,
+    ) -> Site:
+        name = _site_field("name", _checked_text, name, "site name")
+        domain = _site_field("domain", _checked_text, domain, "domain").lower()
+        hosts = _site_field("allowed_hosts", _checked_hosts, allowed_hosts)
+        timezone = _site_field("timezone", _checked_timezone, timezone)
         if not _HEX_ID.fullmatch(tenant_id):
             raise _unknown_tenant(tenant_id)
         site = Site(
@@ -213,8 +261,10 @@ class Accounts:
             domain=domain,
             disabled=False,
             created_at=_now_ms(),
+            allowed_hosts=hosts,
+            timezone=timezone,
         )
-        values = msgspec.structs.asdict(site) | {"disabled": 0, "allowed_hosts": ""}
+        values = msgspec.structs.asdict(site) | {"disabled": 0, "allowed_hosts": ",".join(hosts)}
         try:
             async with self._engine.begin() as conn:
                 await conn.execute(_sites.insert().values(values))
@@ -236,11 +286,42 @@ class Accounts:
 
     async def set_allowed_hosts(self, tenant_id: str, site_id: str, hosts: list[str]) -> Site:
         """Replace the site's allowed hosts; an empty list accepts events from any host."""
-        checked = tuple(dict.fromkeys(_checked_host(h) for h in hosts))
-        if len(checked) > MAX_ALLOWED_HOSTS:
-            raise ValueError(f"at most {MAX_ALLOWED_HOSTS} allowed hosts per site")
+        checked = _checked_hosts(hosts)
         site = await self._update_site(tenant_id, site_id, allowed_hosts=",".join(checked))
         return msgspec.structs.replace(site, allowed_hosts=checked)
+
+    async def update_site(
+        self,
+        tenant_id: str,
+        site_id: str,
+        *,
+        name: str | None = None,
+        domain: str | None = None,
+        allowed_hosts: Sequence[str] | None = None,
+        timezone: str | None = None,
+        disabled: bool | None = None,
+    ) -> Site:
+        """Change the given settings, all checked before any is written; raises InvalidSite naming one."""
+        changes: dict[str, object] = {}
+        stored: dict[str, object] = {}
+        if name is not None:
+            changes["name"] = _site_field("name", _checked_text, name, "site name")
+        if domain is not None:
+            changes["domain"] = _site_field("domain", _checked_text, domain, "domain").lower()
+        if timezone is not None:
+            changes["timezone"] = _site_field("timezone", _checked_timezone, timezone)
+        if allowed_hosts is not None:
+            hosts = _site_field("allowed_hosts", _checked_hosts, allowed_hosts)
+            changes["allowed_hosts"], stored["allowed_hosts"] = hosts, ",".join(hosts)
+        if disabled is not None:
+            changes["disabled"], stored["disabled"] = disabled, int(disabled)
+        if not changes:
+            site = await self.get_site(tenant_id, site_id)
+            if site is None:
+                raise ValueError(f"unknown site {site_id!r}")
+            return site
+        site = await self._update_site(tenant_id, site_id, **(changes | stored))
+        return msgspec.structs.replace(site, **changes)
 
     async def _update_site(self, tenant_id: str, site_id: str, **values: object) -> Site:
         """Scoped to the owning tenant: another tenant's site is as unknown as a missing one."""
@@ -303,6 +384,32 @@ def _checked_text(value: str, field: str) -> str:
     return value
 
 
+def _site_field[**P, T](field: str, check: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    try:
+        return check(*args, **kwargs)
+    except ValueError as exc:
+        raise InvalidSite(field, str(exc)) from None
+
+
+def _checked_hosts(hosts: Sequence[str]) -> tuple[str, ...]:
+    checked = tuple(dict.fromkeys(_checked_host(h) for h in hosts))
+    if len(checked) > MAX_ALLOWED_HOSTS:
+        raise ValueError(f"at most {MAX_ALLOWED_HOSTS} allowed hosts per site")
+    return checked
+
+
+@functools.cache
+def _time_zones() -> frozenset[str]:
+    # "localtime" is whatever zone the server happens to run in, not a place.
+    return frozenset(zoneinfo.available_timezones() - {"localtime", "Factory"})
+
+
+def _checked_timezone(timezone: str) -> str:
+    if timezone not in _time_zones():
+        raise ValueError(f"{timezone[:64]!r} is not an IANA time zone (like UTC or Europe/Paris)")
+    return timezone
+
+
 def _checked_host(host: str) -> str:
     """A hostname, or `*.` and a hostname for every subdomain of it."""
     host = host.strip().lower().rstrip(".")
@@ -337,7 +444,13 @@ def _unknown_tenant(tenant_id: str) -> ValueError:
 
 
 def _tenant(row: Row[*tuple[Any, ...]]) -> Tenant:
-    return Tenant(id=row.id, name=row.name, created_at=row.created_at, retention_days=row.retention_days)
+    return Tenant(
+        id=row.id,
+        name=row.name,
+        created_at=row.created_at,
+        retention_days=row.retention_days,
+        clickhouse_database=row.clickhouse_database,
+    )
 
 
 def _membership(row: Row[*tuple[Any, ...]]) -> Membership:
@@ -353,6 +466,7 @@ def _site(row: Row[*tuple[Any, ...]]) -> Site:
         disabled=bool(row.disabled),
         created_at=row.created_at,
         allowed_hosts=tuple(h for h in (row.allowed_hosts or "").split(",") if h),
+        timezone=row.timezone,
     )
 
 

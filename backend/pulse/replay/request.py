@@ -35,6 +35,11 @@ async def request_replay(
     tenant = await accounts.get_tenant(tenant_id)
     if tenant is None:
         raise ReplayRefused(f"no tenant with id {tenant_id!r}")
+    if tenant.clickhouse_database:
+        raise ReplayRefused(
+            f"tenant {tenant_id} is on a ClickHouse database of its own ({tenant.clickhouse_database}): "
+            "a replay rebuilds days in the shared database only"
+        )
     if first_day > last_day:
         raise ReplayRefused(f"--from {first_day} is after --to {last_day}")
     now = today()

@@ -20,14 +20,19 @@ log = logging.getLogger(__name__)
 
 _NEXT_OFFSETS = """
 SELECT kafka_partition, max(next_offset)
-FROM consumed_offsets
+FROM {db:Identifier}.consumed_offsets
 WHERE kafka_epoch = {epoch:String}
 GROUP BY kafka_partition
 """
 
 
-async def stored_next_offsets(warehouse: Warehouse, epoch: str) -> dict[int, int]:
-    result = await warehouse.run(warehouse.client.query, _NEXT_OFFSETS, parameters={"epoch": epoch})
+async def stored_next_offsets(
+    warehouse: Warehouse, epoch: str, database: str | None = None
+) -> dict[int, int]:
+    """Per partition, the offset after the last one stored in the warehouse's database, or in
+    `database` (a tenant's own, rollup/placement.py)."""
+    parameters = {"epoch": epoch, "db": database or warehouse.database}
+    result = await warehouse.run(warehouse.client.query, _NEXT_OFFSETS, parameters=parameters)
     return {int(partition): int(offset) for partition, offset in result.result_rows}
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import collections
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 from pulse.warehouse.client import Warehouse
 
@@ -24,11 +24,11 @@ _SLOTS = 10
 # copies as far behind as it is.
 _STORED_IDS = """
 WITH (
-    SELECT max(ts) FROM events
+    SELECT max(ts) FROM {db:Identifier}.events
     WHERE kafka_epoch = {epoch:String} AND kafka_partition IN {partitions:Array(UInt16)}
 ) AS newest
 SELECT hex(event_id)
-FROM events
+FROM {db:Identifier}.events
 WHERE kafka_epoch = {epoch:String}
   AND kafka_partition IN {partitions:Array(UInt16)}
   AND ts >= newest - toIntervalSecond({window:UInt32})
@@ -75,11 +75,15 @@ class ResentCopies:
 
 
 async def stored_recently(
-    warehouse: Warehouse, epoch: str, partitions: list[int], window_s: float
+    warehouse: Warehouse, epoch: str, partitions: list[int], window_s: float, databases: Sequence[str] = ()
 ) -> list[bytes]:
-    """The ids ClickHouse stored for these partitions within the window before their newest."""
+    """The ids ClickHouse stored for these partitions within the window before their newest, in the
+    warehouse's database and in `databases` (tenants' own: a tenant's copies go where it does)."""
     if not partitions:
         return []
-    parameters = {"epoch": epoch, "partitions": partitions, "window": int(window_s) + 1}
-    result = await warehouse.run(warehouse.client.query, _STORED_IDS, parameters=parameters)
-    return [bytes.fromhex(row[0]) for row in result.result_rows]
+    ids: list[bytes] = []
+    for database in (warehouse.database, *databases):
+        parameters = {"epoch": epoch, "partitions": partitions, "window": int(window_s) + 1, "db": database}
+        result = await warehouse.run(warehouse.client.query, _STORED_IDS, parameters=parameters)
+        ids.extend(bytes.fromhex(row[0]) for row in result.result_rows)
+    return ids

@@ -4,7 +4,8 @@ The order is the contract: offsets are committed only after ClickHouse accepted 
 batch, so a crash replays the batch and never loses it; and a worker assigned a partition
 starts after the highest offset ClickHouse holds for it (rollup/offsets.py), so a batch that
 was inserted but not committed is not read again. Rollups are maintained by ClickHouse
-materialized views, not here.
+materialized views, not here. A tenant on a database of its own has its events written there,
+in an order that keeps this true (rollup/placement.py).
 
 Replayed events (`events.replay`, pulse/replay) are read only while live traffic has no lag,
 one bounded batch between live polls, and go to their replay's staging table.
@@ -13,6 +14,7 @@ one bounded batch between live polls, and go to their replay's staging table.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -29,6 +31,7 @@ from aiokafka.errors import CommitFailedError, KafkaError
 from clickhouse_connect.driver.exceptions import ClickHouseError
 from opentelemetry.metrics import Counter
 from redis.exceptions import RedisError
+from sqlalchemy.exc import SQLAlchemyError
 
 from pulse.enrichment.bots import is_bot
 from pulse.events.message import AnyEvent, decode
@@ -38,6 +41,7 @@ from pulse.replay.emit import REPLAY_HEADER
 from pulse.replay.staging import staging_exists, staging_table
 from pulse.rollup.live_restore import restore_live_window
 from pulse.rollup.offsets import SeekToStored
+from pulse.rollup.placement import Part, Placement
 from pulse.rollup.resent import ResentCopies, stored_recently
 from pulse.rollup.retention import TenantRetention
 from pulse.rollup.rows import COLUMNS, dedup_token, to_row
@@ -46,6 +50,7 @@ from pulse.settings import Settings
 from pulse.telemetry.metrics import Metrics
 from pulse.telemetry.tracing import Tracing
 from pulse.warehouse.client import Warehouse
+from pulse.warehouse.routing import TenantDatabaseRouting
 
 log = logging.getLogger(__name__)
 
@@ -73,9 +78,12 @@ class RollupWorker:
         retention: TenantRetention,
         metrics: Metrics,
         tracing: Tracing,
+        databases: TenantDatabaseRouting,
     ) -> None:
         self._settings = settings
         self._warehouse = warehouse
+        self._databases = databases
+        self._placement = Placement(warehouse, databases, settings.kafka_epoch)
         self._live = live
         self._metrics = metrics
         self._tracing = tracing
@@ -98,10 +106,12 @@ class RollupWorker:
         self._assignments += 1
         self._sought = sought
         self._sessions.forget()
+        self._placement.forget()
         window = self._settings.rollup_resend_window_s
+        own = await self._retrying("tenant databases", self._databases.databases, self._stop)
         recent = await self._retrying(
             "recent event ids",
-            lambda: stored_recently(self._warehouse, self._settings.kafka_epoch, list(sought), window),
+            lambda: stored_recently(self._warehouse, self._settings.kafka_epoch, list(sought), window, own),
             self._stop,
         )
         self._resent.remember(recent)
@@ -272,8 +282,9 @@ class RollupWorker:
 
     async def _restore_live(self) -> None:
         try:
-            seconds, visitors = await restore_live_window(self._warehouse, self._live)
-        except (RedisError, ClickHouseError) as exc:
+            own = await self._databases.databases()
+            seconds, visitors = await restore_live_window(self._warehouse, self._live, own)
+        except (RedisError, ClickHouseError, SQLAlchemyError, OSError) as exc:
             log.warning("live window not restored (%s); it fills again as events arrive", exc)
             return
         log.info(
@@ -306,19 +317,25 @@ class RollupWorker:
         kept = self._first_copies(kept)
         if not kept:
             return
-        events = [event for _, event in kept]
+        # Before sessions: an event a tenant's own database holds already must not open one again.
+        routed = await self._retrying("tenant routing", lambda: self._placement.route(kept), stop)
+        if routed.already_stored:
+            self._metrics.events_dropped.add(routed.already_stored, {"reason": "already_stored"})
+        stored = [(record, event) for record, event, _ in routed.events]
+        events = [event for _, event in stored]
         parent, links = self._tracing.batch_context([r.headers for r in records])
         with self._tracing.span("rollup.batch", context=parent, links=links) as span:
             if span is not None:
                 span.set_attribute("pulse.events", len(events))
             marks = await self._retrying("session assignment", lambda: self._sessions.assign(events), stop)
-            rows = await self._rows(kept, marks, self._settings.kafka_epoch)
+            rows = await self._rows(stored, marks, self._settings.kafka_epoch)
             with self._tracing.span("clickhouse.insert"):
-                await self._insert(rows, dedup_token(events), stop)
-            self._resent.remember(event.event_id for event in events)
-            self._observe_durable(events)
-            with self._tracing.span("redis.live_update"):
-                await self._update_live(events)
+                await self._insert(self._placement.parts(routed, rows, records, dedup_token(events)), stop)
+            self._resent.remember(event.event_id for _, event in kept)
+            if events:
+                self._observe_durable(events)
+                with self._tracing.span("redis.live_update"):
+                    await self._update_live(events)
 
     def _first_copies(
         self, kept: list[tuple[ConsumerRecord, AnyEvent]]
@@ -368,16 +385,20 @@ class RollupWorker:
             return
         self._metrics.redis_latency.record((time.perf_counter() - started) * 1000, {"op": "live_update"})
 
-    async def _insert(self, rows: list[list[object]], token: str, stop: asyncio.Event) -> None:
+    async def _insert(self, parts: list[Part], stop: asyncio.Event) -> None:
+        """One part after another, in the order placement gives (rollup/placement.py)."""
         started = time.perf_counter()
-
-        async def insert() -> None:
-            await self._warehouse.insert("events", rows, COLUMNS, token)
-
-        await self._retrying("ClickHouse insert", insert, stop, self._metrics.rollup_insert_errors)
+        for part in parts:
+            await self._retrying(
+                "ClickHouse insert",
+                functools.partial(self._placement.write, part),
+                stop,
+                self._metrics.rollup_insert_errors,
+            )
+        events = sum(len(part.rows) for part in parts if part.table == "events")
         self._metrics.rollup_insert_latency.record((time.perf_counter() - started) * 1000)
-        self._metrics.rollup_batch_size.record(len(rows))
-        self._metrics.rollup_events.add(len(rows))
+        self._metrics.rollup_batch_size.record(events)
+        self._metrics.rollup_events.add(events)
 
     async def _retrying[T](
         self,

@@ -62,6 +62,8 @@ class StatsService:
         self._sites = sites
 
     async def site(self, scope: TenantScope, site_id: str) -> Site:
+        # Every figure starts here, so no read of figures can skip the permission.
+        scope.require("stats:read")
         site = await self._sites.get(scope, site_id)
         if site is None:
             raise SiteNotFound(site_id)

@@ -73,13 +73,26 @@ class Warehouse:
         return await loop.run_in_executor(self._executor, functools.partial(call, *args, **kwargs))
 
     async def insert(
-        self, table: str, rows: Sequence[Sequence[Any]], columns: Sequence[str], token: str
+        self,
+        table: str,
+        rows: Sequence[Sequence[Any]],
+        columns: Sequence[str],
+        token: str,
+        database: str | None = None,
     ) -> None:
+        """Into `table` of this warehouse's database, or of `database` (a tenant's own)."""
         settings = {
             "insert_deduplication_token": token,
             "deduplicate_blocks_in_dependent_materialized_views": 1,
         }
-        await self.run(self.client.insert, table, rows, column_names=list(columns), settings=settings)
+        await self.run(
+            self.client.insert,
+            table,
+            rows,
+            column_names=list(columns),
+            database=database,
+            settings=settings,
+        )
 
     def close(self) -> None:
         self._executor.shutdown(wait=True)

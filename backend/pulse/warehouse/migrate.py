@@ -11,6 +11,7 @@ from pathlib import Path
 import msgspec
 from clickhouse_connect.driver.client import Client
 
+from pulse.warehouse.client import connect, create_database_ddl
 from pulse.warehouse.cluster import Cluster, ClusterError, ClusterRenderer
 
 _LEDGER = """
@@ -86,3 +87,22 @@ def apply_clickhouse_migrations(client: Client, directory: Path, cluster: Cluste
         client.insert("schema_migrations", [[migration.name]], column_names=["name"])
         applied.append(migration.name)
     return applied
+
+
+def apply_to_database(url: str, database: str, directory: Path, cluster: str = "") -> list[str]:
+    """The same migrations in another database of the same server(s), created if missing: a tenant's
+    own (`pulse tenant isolate`). Blocking, like the client; each database keeps its own ledger.
+
+    The statements name their tables unqualified, so they run on a client whose default database
+    is this one: each view then reads and writes this database's tables.
+    """
+    bootstrap = connect(url)
+    try:
+        bootstrap.command(create_database_ddl(database, cluster))
+    finally:
+        bootstrap.close()
+    client = connect(url, database)
+    try:
+        return apply_clickhouse_migrations(client, directory, Cluster(cluster, database) if cluster else None)
+    finally:
+        client.close()
