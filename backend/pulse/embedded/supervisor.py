@@ -149,6 +149,7 @@ def banner(settings: Settings, demo: DemoLogin) -> str:
             "Pulse is running.",
             f"  dashboard  {settings.dashboard_url}",
             f"  login      {demo.email}  /  {demo.password}",
+            f"  tenant     {demo.tenant_id}   (API keys: pulse api-key create --tenant {demo.tenant_id} ...)",
             f"  collector  {settings.collector_url}",
             "",
             f"Paste into the <head> of your site ({site.name}):",
