@@ -15,8 +15,10 @@ from typing import Literal, get_args
 import msgspec
 
 Role = Literal["owner", "admin", "viewer"]
-Permission = Literal["stats:read", "events:write", "sites:write"]
+Permission = Literal["stats:read", "events:write", "sites:write", "members:write"]
 PERMISSIONS: tuple[Permission, ...] = get_args(Permission)
+# What an API key may hold: who belongs to a team is changed by signed-in people only.
+KEY_PERMISSIONS: tuple[Permission, ...] = ("stats:read", "events:write", "sites:write")
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     "owner": frozenset(PERMISSIONS),
@@ -28,9 +30,11 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
 class Forbidden(Exception):
     """The credentials are valid, but do not allow this; answered with 403 and the missing permission."""
 
-    def __init__(self, permission: Permission) -> None:
+    def __init__(self, permission: Permission, role: Role | None = None) -> None:
         super().__init__(f"this needs the {permission} permission")
         self.permission = permission
+        # The refused user's role, for pages to say why; None for an API key.
+        self.role = role
 
 
 class TenantScope(msgspec.Struct, frozen=True, kw_only=True):
@@ -47,4 +51,4 @@ class TenantScope(msgspec.Struct, frozen=True, kw_only=True):
 
     def require(self, permission: Permission) -> None:
         if permission not in self.permissions:
-            raise Forbidden(permission)
+            raise Forbidden(permission, self.role)

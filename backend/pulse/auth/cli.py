@@ -16,7 +16,7 @@ from pulse.oltp.accounts import Accounts
 from pulse.oltp.api_keys import OPERATOR, ApiKey, ApiKeys
 from pulse.oltp.db import create_engine
 from pulse.settings import Settings
-from pulse.tenancy import PERMISSIONS
+from pulse.tenancy import KEY_PERMISSIONS
 
 
 def add_api_key_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,7 +27,7 @@ def add_api_key_arguments(parser: argparse.ArgumentParser) -> None:
     create.add_argument("--tenant", required=True, help="tenant id")
     create.add_argument("--name", required=True, help="what the key is for, shown in listings")
     create.add_argument(
-        "--permissions", required=True, help=f"comma-separated, some of {', '.join(PERMISSIONS)}"
+        "--permissions", required=True, help=f"comma-separated, some of {', '.join(KEY_PERMISSIONS)}"
     )
     listing = sub.add_parser("list", help="the tenant's keys, revoked ones included")
     listing.add_argument("--tenant", required=True, help="tenant id")

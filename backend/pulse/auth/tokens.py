@@ -4,8 +4,10 @@ A signed-in user gets one for the session; an API key is exchanged for a short-l
 HS256 is accepted, whatever the header asks (alg=none, another HMAC, or a public key passed off
 as an HMAC secret), and the kid must name a key of the ring (pulse.auth.keyring) that is not
 retired. Issuer, audience, expiry, not-before and issue time are always checked, and the tenant,
-and for an API key the key, must still exist: what was read about them is believed for
-`auth_cache_s`, so a revoked key's tokens are refused everywhere within that time.
+and for an API key the key, must still exist; a user must still be a member of the tenant, and gets
+the permissions of their role as it is now. What was read about them is believed for
+`auth_cache_s`, so a revoked key's tokens, and a removed or demoted member's, lose their access
+everywhere within that time.
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ from pulse.auth.keyring import CLOCK_LEEWAY_S, Keyring
 from pulse.auth.ttl_cache import TtlCache
 from pulse.oltp.accounts import Accounts, Membership
 from pulse.oltp.api_keys import ApiKey, ApiKeys
+from pulse.oltp.members import Members
 from pulse.settings import Settings
-from pulse.tenancy import PERMISSIONS, ROLE_PERMISSIONS, Permission, Role, TenantScope
+from pulse.tenancy import KEY_PERMISSIONS, PERMISSIONS, ROLE_PERMISSIONS, Permission, Role, TenantScope
 
 ALGORITHM = "HS256"
 Kind = Literal["user", "api_key"]
@@ -53,8 +56,10 @@ class TokenService:
         self._clock = clock
         self._accounts = Accounts(engine)
         self._api_keys = ApiKeys(engine, clock)
+        self._members = Members(engine)
         self._tenants: TtlCache[str, bool] = TtlCache(settings.auth_cache_s, clock)
         self._keys: TtlCache[str, ApiKey | None] = TtlCache(settings.auth_cache_s, clock)
+        self._roles: TtlCache[tuple[str, str], Role | None] = TtlCache(settings.auth_cache_s, clock)
 
     async def issue_user(self, member: Membership) -> Issued:
         permissions = ROLE_PERMISSIONS[member.role]
@@ -90,6 +95,10 @@ class TokenService:
         """This process refuses a key's tokens at once (it revoked the key); others within auth_cache_s."""
         self._keys.forget(key_id)
 
+    def forget_member(self, tenant_id: str, user_id: str) -> None:
+        """This process applies a member's new role or removal at once; others within auth_cache_s."""
+        self._roles.forget((tenant_id, user_id))
+
     async def verify(self, token: str) -> TenantScope:
         kid = _kid(token)
         claims = self._decode(token, kid)
@@ -105,7 +114,8 @@ class TokenService:
             raise InvalidToken("token's tenant no longer exists")
         if kind == "api_key":
             await self._check_api_key(scope)
-        return scope
+            return scope
+        return await self._current_member(scope)
 
     def _decode(self, token: str, kid: str) -> dict[str, Any]:
         try:
@@ -136,6 +146,15 @@ class TokenService:
 
     async def _tenant_exists(self, tenant_id: str) -> bool:
         return await self._accounts.get_tenant(tenant_id) is not None
+
+    async def _current_member(self, scope: TenantScope) -> TenantScope:
+        tenant_id, user_id = scope.tenant_id, scope.subject
+        role = await self._roles.get((tenant_id, user_id), lambda: self._members.role_of(tenant_id, user_id))
+        if role is None:
+            raise InvalidToken("token's user is no longer a member of the tenant")
+        # The membership is the authority: a demotion takes effect without a new login, and so does a
+        # promotion.
+        return scope if role == scope.role else TenantScope.of_user(tenant_id, user_id, role)
 
     async def _check_api_key(self, scope: TenantScope) -> None:
         key = await self._keys.get(scope.subject, lambda: self._api_keys.find(scope.subject))
@@ -187,7 +206,9 @@ def _scope(claims: dict[str, Any]) -> tuple[Kind, TenantScope]:
         raise InvalidToken(f"token's 'perms' claim must list some of {', '.join(PERMISSIONS)}")
     permissions = frozenset(cast(list[Permission], perms))
     if kind == "api_key":
-        return kind, TenantScope(tenant_id=tenant_id, subject=subject, permissions=permissions)
+        # A key never holds more than keys may, whatever its token says.
+        key_permissions = permissions & frozenset(KEY_PERMISSIONS)
+        return kind, TenantScope(tenant_id=tenant_id, subject=subject, permissions=key_permissions)
     role = claims.get("role")
     if role not in ROLES:
         raise InvalidToken(f"token's 'role' claim must be one of {', '.join(ROLES)}")

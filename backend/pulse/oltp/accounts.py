@@ -7,11 +7,10 @@ import functools
 import re
 import secrets
 import time
-import unicodedata
 import uuid
 import zoneinfo
 from collections.abc import Callable, Sequence
-from typing import Any, get_args
+from typing import Any, Literal, get_args
 
 import msgspec
 from sqlalchemy import BigInteger, Column, Integer, MetaData, Row, Select, Table, Text, select, update
@@ -19,9 +18,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pulse.oltp.passwords import hash_password, needs_rehash, verify_password
+from pulse.oltp.text_checks import has_control_characters
 from pulse.tenancy import Role
 
 ROLES: tuple[Role, ...] = get_args(Role)
+# How a site tells visitors apart: a daily-rotating hash of IP and User-Agent, or the tracker's
+# first-party id kept in the browser (data-visitor="cookie").
+VisitorMode = Literal["cookieless", "cookie"]
+VISITOR_MODES: tuple[VisitorMode, ...] = get_args(VisitorMode)
 
 MAX_NAME_LENGTH = 255
 MAX_EMAIL_LENGTH = 254
@@ -65,6 +69,7 @@ class Site(msgspec.Struct, frozen=True, kw_only=True):
     allowed_hosts: tuple[str, ...] = ()
     # The IANA zone the site's days start in for reports.
     timezone: str = DEFAULT_TIMEZONE
+    visitor_mode: VisitorMode = "cookieless"
 
 
 class Membership(msgspec.Struct, frozen=True, kw_only=True):
@@ -74,8 +79,23 @@ class Membership(msgspec.Struct, frozen=True, kw_only=True):
     role: Role
 
 
+class FieldRefused(ValueError):
+    """A value refused, naming its field; the message is "field: reason"."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+async def tenant_has_site(engine: AsyncEngine, tenant_id: str, site_id: str) -> bool:
+    query = select(SITES.c.id).where(SITES.c.id == site_id, SITES.c.tenant_id == tenant_id)
+    async with engine.connect() as conn:
+        return (await conn.execute(query)).first() is not None
+
+
 class InvalidSite(ValueError):
-    """A site setting refused; `field` names it (name, domain, allowed_hosts or timezone)."""
+    """A site setting refused; `field` names it (name, domain, allowed_hosts, timezone or visitor_mode)."""
 
     def __init__(self, field: str, reason: str) -> None:
         super().__init__(reason)
@@ -90,7 +110,7 @@ class DuplicateEmail(Exception):
 
 
 _metadata = MetaData()
-_tenants = Table(
+TENANTS = Table(
     "tenants",
     _metadata,
     Column("id", Text, primary_key=True),
@@ -99,7 +119,7 @@ _tenants = Table(
     Column("retention_days", Integer),
     Column("clickhouse_database", Text),
 )
-_users = Table(
+USERS = Table(
     "users",
     _metadata,
     Column("id", Text, primary_key=True),
@@ -107,14 +127,14 @@ _users = Table(
     Column("password_hash", Text),
     Column("created_at", BigInteger),
 )
-_memberships = Table(
+MEMBERSHIPS = Table(
     "memberships",
     _metadata,
     Column("user_id", Text, primary_key=True),
     Column("tenant_id", Text, primary_key=True),
     Column("role", Text),
 )
-_sites = Table(
+SITES = Table(
     "sites",
     _metadata,
     Column("id", Text, primary_key=True),
@@ -125,17 +145,18 @@ _sites = Table(
     Column("created_at", BigInteger),
     Column("allowed_hosts", Text),
     Column("timezone", Text),
+    Column("visitor_mode", Text),
 )
 
 # A user normally belongs to one tenant; with several, the oldest tenant is the one they sign in to.
 _MEMBERSHIP = (
-    select(_users.c.id, _users.c.email, _users.c.password_hash, _memberships.c.tenant_id, _memberships.c.role)
+    select(USERS.c.id, USERS.c.email, USERS.c.password_hash, MEMBERSHIPS.c.tenant_id, MEMBERSHIPS.c.role)
     .select_from(
-        _users.join(_memberships, _memberships.c.user_id == _users.c.id).join(
-            _tenants, _tenants.c.id == _memberships.c.tenant_id
+        USERS.join(MEMBERSHIPS, MEMBERSHIPS.c.user_id == USERS.c.id).join(
+            TENANTS, TENANTS.c.id == MEMBERSHIPS.c.tenant_id
         )
     )
-    .order_by(_tenants.c.created_at, _tenants.c.id)
+    .order_by(TENANTS.c.created_at, TENANTS.c.id)
     .limit(1)
 )
 
@@ -146,27 +167,32 @@ class Accounts:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
 
-    async def create_tenant(self, name: str) -> Tenant:
-        tenant = Tenant(id=uuid.uuid4().hex, name=_checked_text(name, "tenant name"), created_at=_now_ms())
+    async def create_tenant(self, name: str, retention_days: int = DEFAULT_RETENTION_DAYS) -> Tenant:
+        """A tenant starts on its plan's retention, so no event is ever stamped with another."""
+        tenant = Tenant(
+            id=uuid.uuid4().hex,
+            name=_checked_text(name, "tenant name"),
+            created_at=_now_ms(),
+            retention_days=_checked_retention(retention_days),
+        )
         async with self._engine.begin() as conn:
-            await conn.execute(_tenants.insert().values(msgspec.structs.asdict(tenant)))
+            await conn.execute(TENANTS.insert().values(msgspec.structs.asdict(tenant)))
         return tenant
 
     async def get_tenant(self, tenant_id: str) -> Tenant | None:
         if not _HEX_ID.fullmatch(tenant_id):
             return None
         async with self._engine.connect() as conn:
-            row = (await conn.execute(select(_tenants).where(_tenants.c.id == tenant_id))).first()
+            row = (await conn.execute(select(TENANTS).where(TENANTS.c.id == tenant_id))).first()
         return None if row is None else _tenant(row)
 
     async def set_retention(self, tenant_id: str, days: int) -> Tenant:
-        if not 1 <= days <= MAX_RETENTION_DAYS:
-            raise ValueError(f"retention must be 1 to {MAX_RETENTION_DAYS} days")
+        _checked_retention(days)
         tenant = await self.get_tenant(tenant_id)
         if tenant is None:
             raise _unknown_tenant(tenant_id)
         async with self._engine.begin() as conn:
-            await conn.execute(update(_tenants).where(_tenants.c.id == tenant_id).values(retention_days=days))
+            await conn.execute(update(TENANTS).where(TENANTS.c.id == tenant_id).values(retention_days=days))
         return msgspec.structs.replace(tenant, retention_days=days)
 
     async def set_clickhouse_database(self, tenant_id: str, database: str) -> Tenant:
@@ -176,26 +202,24 @@ class Accounts:
             raise _unknown_tenant(tenant_id)
         async with self._engine.begin() as conn:
             await conn.execute(
-                update(_tenants).where(_tenants.c.id == tenant_id).values(clickhouse_database=database)
+                update(TENANTS).where(TENANTS.c.id == tenant_id).values(clickhouse_database=database)
             )
         return msgspec.structs.replace(tenant, clickhouse_database=database)
 
     async def clickhouse_databases(self) -> dict[str, str]:
         """Unscoped: the tenants on a database of their own, for routing their reads and writes."""
-        query = select(_tenants.c.id, _tenants.c.clickhouse_database).where(
-            _tenants.c.clickhouse_database != ""
-        )
+        query = select(TENANTS.c.id, TENANTS.c.clickhouse_database).where(TENANTS.c.clickhouse_database != "")
         async with self._engine.connect() as conn:
             return {row.id: str(row.clickhouse_database) for row in await conn.execute(query)}
 
     async def retention_by_tenant(self) -> dict[str, int]:
         """Unscoped: only for the rollup worker, which stamps raw events with their retention."""
         async with self._engine.connect() as conn:
-            rows = await conn.execute(select(_tenants.c.id, _tenants.c.retention_days))
+            rows = await conn.execute(select(TENANTS.c.id, TENANTS.c.retention_days))
             return {row.id: int(row.retention_days) for row in rows}
 
     async def create_user(self, email: str, password: str, tenant_id: str, role: Role) -> Membership:
-        email = _checked_email(email)
+        email = checked_email(email)
         if not MIN_PASSWORD_LENGTH <= len(password) <= MAX_PASSWORD_LENGTH:
             raise ValueError(
                 f"password must be {MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_LENGTH} characters long"
@@ -209,7 +233,7 @@ class Accounts:
         async with self._engine.begin() as conn:
             try:
                 await conn.execute(
-                    _users.insert().values(
+                    USERS.insert().values(
                         id=membership.user_id, email=email, password_hash=password_hash, created_at=_now_ms()
                     )
                 )
@@ -217,7 +241,7 @@ class Accounts:
                 raise DuplicateEmail(email) from exc
             try:
                 await conn.execute(
-                    _memberships.insert().values(user_id=membership.user_id, tenant_id=tenant_id, role=role)
+                    MEMBERSHIPS.insert().values(user_id=membership.user_id, tenant_id=tenant_id, role=role)
                 )
             except IntegrityError as exc:
                 raise _unknown_tenant(tenant_id) from exc
@@ -247,11 +271,13 @@ class Accounts:
         *,
         allowed_hosts: Sequence[str] = (),
         timezone: str = DEFAULT_TIMEZONE,
+        visitor_mode: str = "cookieless",
     ) -> Site:
         name = _site_field("name", _checked_text, name, "site name")
         domain = _site_field("domain", _checked_text, domain, "domain").lower()
         hosts = _site_field("allowed_hosts", _checked_hosts, allowed_hosts)
         timezone = _site_field("timezone", _checked_timezone, timezone)
+        mode = _site_field("visitor_mode", _checked_visitor_mode, visitor_mode)
         if not _HEX_ID.fullmatch(tenant_id):
             raise _unknown_tenant(tenant_id)
         site = Site(
@@ -263,11 +289,12 @@ class Accounts:
             created_at=_now_ms(),
             allowed_hosts=hosts,
             timezone=timezone,
+            visitor_mode=mode,
         )
         values = msgspec.structs.asdict(site) | {"disabled": 0, "allowed_hosts": ",".join(hosts)}
         try:
             async with self._engine.begin() as conn:
-                await conn.execute(_sites.insert().values(values))
+                await conn.execute(SITES.insert().values(values))
         except IntegrityError as exc:
             raise _unknown_tenant(tenant_id) from exc
         return site
@@ -276,7 +303,7 @@ class Accounts:
         if not (_SITE_ID.fullmatch(site_id) and _HEX_ID.fullmatch(tenant_id)):
             return None
         return await self._one_site(
-            select(_sites).where(_sites.c.id == site_id, _sites.c.tenant_id == tenant_id)
+            select(SITES).where(SITES.c.id == site_id, SITES.c.tenant_id == tenant_id)
         )
 
     async def set_disabled(self, tenant_id: str, site_id: str, disabled: bool) -> Site:
@@ -299,6 +326,7 @@ class Accounts:
         domain: str | None = None,
         allowed_hosts: Sequence[str] | None = None,
         timezone: str | None = None,
+        visitor_mode: str | None = None,
         disabled: bool | None = None,
     ) -> Site:
         """Change the given settings, all checked before any is written; raises InvalidSite naming one."""
@@ -310,6 +338,8 @@ class Accounts:
             changes["domain"] = _site_field("domain", _checked_text, domain, "domain").lower()
         if timezone is not None:
             changes["timezone"] = _site_field("timezone", _checked_timezone, timezone)
+        if visitor_mode is not None:
+            changes["visitor_mode"] = _site_field("visitor_mode", _checked_visitor_mode, visitor_mode)
         if allowed_hosts is not None:
             hosts = _site_field("allowed_hosts", _checked_hosts, allowed_hosts)
             changes["allowed_hosts"], stored["allowed_hosts"] = hosts, ",".join(hosts)
@@ -330,16 +360,14 @@ class Accounts:
             raise ValueError(f"unknown site {site_id!r}")
         async with self._engine.begin() as conn:
             await conn.execute(
-                update(_sites).where(_sites.c.id == site_id, _sites.c.tenant_id == tenant_id).values(**values)
+                update(SITES).where(SITES.c.id == site_id, SITES.c.tenant_id == tenant_id).values(**values)
             )
         return site
 
     async def list_sites(self, tenant_id: str) -> list[Site]:
         if not _HEX_ID.fullmatch(tenant_id):
             return []
-        query = (
-            select(_sites).where(_sites.c.tenant_id == tenant_id).order_by(_sites.c.created_at, _sites.c.id)
-        )
+        query = select(SITES).where(SITES.c.tenant_id == tenant_id).order_by(SITES.c.created_at, SITES.c.id)
         async with self._engine.connect() as conn:
             return [_site(row) for row in await conn.execute(query)]
 
@@ -347,7 +375,7 @@ class Accounts:
         """Unscoped: only for the collector, which maps a public site key to its tenant."""
         if not _SITE_ID.fullmatch(site_id):
             return None
-        return await self._one_site(select(_sites).where(_sites.c.id == site_id))
+        return await self._one_site(select(SITES).where(SITES.c.id == site_id))
 
     async def _one_site(self, query: Select[*tuple[Any, ...]]) -> Site | None:
         async with self._engine.connect() as conn:
@@ -356,21 +384,27 @@ class Accounts:
 
     async def _membership_row(self, email: str) -> Row[*tuple[Any, ...]] | None:
         try:
-            email = _checked_email(email)
+            email = checked_email(email)
         except ValueError:
             return None
         async with self._engine.connect() as conn:
-            return (await conn.execute(_MEMBERSHIP.where(_users.c.email == email))).first()
+            return (await conn.execute(_MEMBERSHIP.where(USERS.c.email == email))).first()
 
     async def _rehash(self, user_id: str, old_hash: str, password: str) -> None:
         new_hash = await asyncio.to_thread(hash_password, password)
         async with self._engine.begin() as conn:
             # Matching the old hash keeps a password changed meanwhile from being overwritten.
             await conn.execute(
-                update(_users)
-                .where(_users.c.id == user_id, _users.c.password_hash == old_hash)
+                update(USERS)
+                .where(USERS.c.id == user_id, USERS.c.password_hash == old_hash)
                 .values(password_hash=new_hash)
             )
+
+
+def _checked_retention(days: int) -> int:
+    if not 1 <= days <= MAX_RETENTION_DAYS:
+        raise ValueError(f"retention must be 1 to {MAX_RETENTION_DAYS} days")
+    return days
 
 
 def _checked_text(value: str, field: str) -> str:
@@ -379,7 +413,7 @@ def _checked_text(value: str, field: str) -> str:
         raise ValueError(f"{field} must not be empty")
     if len(value) > MAX_NAME_LENGTH:
         raise ValueError(f"{field} must be at most {MAX_NAME_LENGTH} characters")
-    if _has_control_characters(value):
+    if has_control_characters(value):
         raise ValueError(f"{field} must not contain control characters")
     return value
 
@@ -399,15 +433,28 @@ def _checked_hosts(hosts: Sequence[str]) -> tuple[str, ...]:
 
 
 @functools.cache
-def _time_zones() -> frozenset[str]:
+def time_zones() -> tuple[str, ...]:
+    """The zones a site may report in, sorted: what a settings form offers."""
     # "localtime" is whatever zone the server happens to run in, not a place.
-    return frozenset(zoneinfo.available_timezones() - {"localtime", "Factory"})
+    return tuple(sorted(zoneinfo.available_timezones() - {"localtime", "Factory"}))
+
+
+@functools.cache
+def _time_zone_set() -> frozenset[str]:
+    return frozenset(time_zones())
 
 
 def _checked_timezone(timezone: str) -> str:
-    if timezone not in _time_zones():
+    if timezone not in _time_zone_set():
         raise ValueError(f"{timezone[:64]!r} is not an IANA time zone (like UTC or Europe/Paris)")
     return timezone
+
+
+def _checked_visitor_mode(mode: str) -> VisitorMode:
+    for known in VISITOR_MODES:
+        if mode == known:
+            return known
+    raise ValueError(f"visitor mode must be one of {', '.join(VISITOR_MODES)}, not {mode[:32]!r}")
 
 
 def _checked_host(host: str) -> str:
@@ -420,7 +467,7 @@ def _checked_host(host: str) -> str:
     return host
 
 
-def _checked_email(email: str) -> str:
+def checked_email(email: str) -> str:
     email = email.strip().lower()
     local, _, domain = email.partition("@")
     if (
@@ -429,14 +476,10 @@ def _checked_email(email: str) -> str:
         or not local
         or not domain
         or any(c.isspace() for c in email)
-        or _has_control_characters(email)
+        or has_control_characters(email)
     ):
         raise ValueError(f"email must be a single address with one @, at most {MAX_EMAIL_LENGTH} characters")
     return email
-
-
-def _has_control_characters(value: str) -> bool:
-    return any(unicodedata.category(c) == "Cc" for c in value)
 
 
 def _unknown_tenant(tenant_id: str) -> ValueError:
@@ -467,6 +510,7 @@ def _site(row: Row[*tuple[Any, ...]]) -> Site:
         created_at=row.created_at,
         allowed_hosts=tuple(h for h in (row.allowed_hosts or "").split(",") if h),
         timezone=row.timezone,
+        visitor_mode=_checked_visitor_mode(row.visitor_mode),
     )
 
 

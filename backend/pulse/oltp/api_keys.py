@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import base64
 import builtins
-import hashlib
 import hmac
 import re
 import secrets
 import time
-import unicodedata
 import uuid
 from collections.abc import Callable, Iterable
 from typing import Any, cast
@@ -25,7 +23,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pulse.auth.ttl_cache import TtlCache
-from pulse.tenancy import PERMISSIONS, Permission
+from pulse.oltp.text_checks import has_control_characters, secret_digest
+from pulse.tenancy import KEY_PERMISSIONS, PERMISSIONS, Permission
 
 KEY_PREFIX = "pulse"
 SECRET_BYTES = 32
@@ -44,7 +43,7 @@ class ApiKey(msgspec.Struct, frozen=True, kw_only=True):
     id: str
     tenant_id: str
     name: str
-    # In the order of pulse.tenancy.PERMISSIONS.
+    # In the order of pulse.tenancy.KEY_PERMISSIONS.
     permissions: tuple[Permission, ...]
     created_at: int
     created_by: str
@@ -95,7 +94,7 @@ class ApiKeys:
         secret = base64.urlsafe_b64encode(secrets.token_bytes(SECRET_BYTES)).rstrip(b"=").decode()
         values = msgspec.structs.asdict(key) | {
             "permissions": ",".join(key.permissions),
-            "secret_hash": _digest(secret),
+            "secret_hash": secret_digest(secret),
         }
         try:
             async with self._engine.begin() as conn:
@@ -151,7 +150,7 @@ class ApiKeys:
             row = (
                 await conn.execute(select(*_PUBLIC, _keys.c.secret_hash).where(_keys.c.id == parts[1]))
             ).first()
-        if row is None or not hmac.compare_digest(_digest(parts[2]), row.secret_hash):
+        if row is None or not hmac.compare_digest(secret_digest(parts[2]), row.secret_hash):
             return None
         key = _api_key(row)
         if key.revoked_at is not None:
@@ -185,7 +184,7 @@ def checked_name(name: str) -> str:
         raise ValueError("name must not be empty")
     if len(name) > MAX_NAME_LENGTH:
         raise ValueError(f"name must be at most {MAX_NAME_LENGTH} characters")
-    if any(unicodedata.category(c) == "Cc" for c in name):
+    if has_control_characters(name):
         raise ValueError("name must not contain control characters")
     return name
 
@@ -193,16 +192,16 @@ def checked_name(name: str) -> str:
 def checked_permissions(permissions: Iterable[str]) -> tuple[Permission, ...]:
     asked: set[str] = set()
     for permission in permissions:
-        if permission not in PERMISSIONS:
-            raise ValueError(f"unknown permission {permission!r}: expected some of {', '.join(PERMISSIONS)}")
+        if permission in PERMISSIONS and permission not in KEY_PERMISSIONS:
+            raise ValueError(f"an API key cannot hold {permission}: only signed-in users can")
+        if permission not in KEY_PERMISSIONS:
+            raise ValueError(
+                f"unknown permission {permission!r}: expected some of {', '.join(KEY_PERMISSIONS)}"
+            )
         asked.add(permission)
     if not asked:
-        raise ValueError(f"permissions must name at least one of {', '.join(PERMISSIONS)}")
-    return tuple(p for p in PERMISSIONS if p in asked)
-
-
-def _digest(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
+        raise ValueError(f"permissions must name at least one of {', '.join(KEY_PERMISSIONS)}")
+    return tuple(p for p in KEY_PERMISSIONS if p in asked)
 
 
 def _unknown_tenant(tenant_id: str) -> ValueError:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import time
-import unicodedata
 import uuid
 from typing import Any, Literal, get_args
 
@@ -26,6 +25,9 @@ from sqlalchemy import (
 from sqlalchemy import update as sql_update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+from pulse.oltp.accounts import SITES, FieldRefused, tenant_has_site
+from pulse.oltp.text_checks import has_control_characters
 
 GoalKind = Literal["page", "event"]
 GOAL_KINDS: tuple[GoalKind, ...] = get_args(GoalKind)
@@ -51,13 +53,8 @@ class Goal(msgspec.Struct, frozen=True, kw_only=True):
     created_at: int
 
 
-class InvalidGoal(ValueError):
+class InvalidGoal(FieldRefused):
     """A goal refused, naming the field (name, kind or pattern) at fault."""
-
-    def __init__(self, field: str, reason: str) -> None:
-        super().__init__(f"{field}: {reason}")
-        self.field = field
-        self.reason = reason
 
 
 class DuplicateGoalName(InvalidGoal):
@@ -85,7 +82,6 @@ _goals = Table(
     Column("pattern", Text),
     Column("created_at", BigInteger),
 )
-_sites = Table("sites", _metadata, Column("id", Text, primary_key=True), Column("tenant_id", Text))
 
 
 class Goals:
@@ -116,7 +112,7 @@ class Goals:
         source = select(
             *(literal(value).label(key) for key, value in msgspec.structs.asdict(goal).items())
         ).where(
-            select(_sites.c.id).where(and_(_sites.c.id == site_id, _sites.c.tenant_id == tenant_id)).exists(),
+            select(SITES.c.id).where(and_(SITES.c.id == site_id, SITES.c.tenant_id == tenant_id)).exists(),
             goal_count < MAX_GOALS_PER_SITE,
         )
         try:
@@ -125,7 +121,7 @@ class Goals:
         except IntegrityError as exc:
             raise DuplicateGoalName(goal.name) from exc
         if result.rowcount == 0:
-            if await self._site_exists(tenant_id, site_id):
+            if await tenant_has_site(self._engine, tenant_id, site_id):
                 raise InvalidGoal("site", f"a site may have at most {MAX_GOALS_PER_SITE} goals")
             raise UnknownSite(site_id)
         return goal
@@ -192,11 +188,6 @@ class Goals:
             )
         return bool(result.rowcount)
 
-    async def _site_exists(self, tenant_id: str, site_id: str) -> bool:
-        query = select(_sites.c.id).where(_sites.c.id == site_id, _sites.c.tenant_id == tenant_id)
-        async with self._engine.connect() as conn:
-            return (await conn.execute(query)).first() is not None
-
 
 def checked_name(name: str) -> str:
     name = name.strip()
@@ -204,7 +195,7 @@ def checked_name(name: str) -> str:
         raise InvalidGoal("name", "must not be empty")
     if len(name) > MAX_GOAL_NAME_LENGTH:
         raise InvalidGoal("name", f"must be at most {MAX_GOAL_NAME_LENGTH} characters")
-    if _has_control_characters(name):
+    if has_control_characters(name):
         raise InvalidGoal("name", "must not contain control characters")
     return name
 
@@ -224,20 +215,16 @@ def checked_pattern(kind: GoalKind, pattern: str) -> str:
         if len(pattern) > MAX_PAGE_PATTERN_LENGTH:
             raise InvalidGoal("pattern", f"must be at most {MAX_PAGE_PATTERN_LENGTH} characters")
         # Paths arrive percent-encoded, so a raw space could never match.
-        if any(c.isspace() for c in pattern) or _has_control_characters(pattern):
+        if any(c.isspace() for c in pattern) or has_control_characters(pattern):
             raise InvalidGoal("pattern", "a path must not contain spaces or control characters")
         return pattern
     if not pattern.strip():
         raise InvalidGoal("pattern", "an event goal's pattern is an event name and must not be empty")
     if len(pattern) > MAX_EVENT_NAME_LENGTH:
         raise InvalidGoal("pattern", f"an event name is at most {MAX_EVENT_NAME_LENGTH} characters")
-    if _has_control_characters(pattern):
+    if has_control_characters(pattern):
         raise InvalidGoal("pattern", "an event name must not contain control characters")
     return pattern
-
-
-def _has_control_characters(value: str) -> bool:
-    return any(unicodedata.category(c) == "Cc" for c in value)
 
 
 def _goal(row: Row[*tuple[Any, ...]]) -> Goal:
