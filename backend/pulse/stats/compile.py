@@ -57,7 +57,7 @@ _IN_RANGE = [
 ]
 
 # Epoch seconds of the bucket's start; pulse.stats.query_result writes it in the timezone.
-_TIME_BUCKETS = {
+TIME_BUCKETS = {
     "minute": "toUnixTimestamp(toStartOfMinute(ts, {timezone:String}))",
     "hour": "toUnixTimestamp(toStartOfHour(ts, {timezone:String}))",
     "day": "toUnixTimestamp(toStartOfDay(ts, {timezone:String}))",
@@ -116,7 +116,7 @@ class Compiled(msgspec.Struct, frozen=True):
     params: dict[str, object]
 
 
-class _Binder:
+class Binder:
     def __init__(self, site_id: str, start: datetime, end: datetime, timezone: str) -> None:
         self.params: dict[str, object] = {
             "site_id": site_id,
@@ -155,7 +155,7 @@ class _Grouping(msgspec.Struct, frozen=True):
 
 
 def compile_query(query: ValidQuery, site_id: str, goals: Sequence[Goal]) -> Compiled:
-    bind = _Binder(site_id, query.interval.start, query.interval.end, query.timezone)
+    bind = Binder(site_id, query.interval.start, query.interval.end, query.timezone)
     aliased = [(f"dim_{i}", d) for i, d in enumerate(query.dimensions)]
     plain = [(alias, d) for alias, d in aliased if d.kind != "goal"]
     filters = [f for f in query.filters if f.dimension.kind != "goal"]
@@ -197,7 +197,7 @@ LIMIT {bind(query.limit + 1, "UInt32")} OFFSET {bind(query.offset, "UInt64")}"""
     return Compiled(query=ScopedQuery("stats_query", sql), params=bind.params)
 
 
-def _render(g: _Grouping, bind: _Binder) -> str:
+def _render(g: _Grouping, bind: Binder) -> str:
     aliases = [alias for alias, _ in g.dimensions]
     per_session = [
         "session_id",
@@ -206,9 +206,7 @@ def _render(g: _Grouping, bind: _Binder) -> str:
     ]
     where = [*_IN_RANGE, "name != 'engagement'"]
     where += [
-        _condition(_expression(f.dimension, bind), f, bind)
-        for f in g.filters
-        if f.dimension.kind != "session"
+        condition(_expression(f.dimension, bind), f, bind) for f in g.filters if f.dimension.kind != "session"
     ]
     if g.converting_only:
         where.append("notEmpty(goals)")
@@ -219,7 +217,7 @@ def _render(g: _Grouping, bind: _Binder) -> str:
         session_filters = [f for f in g.filters if f.dimension.kind == "session"]
         read = [d for _, d in g.dimensions] + [f.dimension for f in session_filters]
         attributes = list(dict.fromkeys(d.key for d in read if d.kind == "session"))
-        having = [_condition(_expression(f.dimension, bind), f, bind) for f in session_filters]
+        having = [condition(_expression(f.dimension, bind), f, bind) for f in session_filters]
         joins += f"\n    INNER JOIN {_sessions(attributes, having)} USING (session_id)"
     with_goals = f"WITH {g.goals} AS goals\n    " if g.goals else ""
     group_by = f"\nGROUP BY {', '.join(aliases)}" if aliases else ""
@@ -255,20 +253,20 @@ def _sessions(attributes: list[str], having: list[str]) -> str:
     ) AS sessions"""  # noqa: S608 - names from the tables above, `having` holds bound placeholders only
 
 
-def _expression(d: Dimension, bind: _Binder) -> str:
+def _expression(d: Dimension, bind: Binder) -> str:
     """The dimension's value for one event row (session attributes come from the sessions join)."""
     if d.kind == "event":
         return d.key
     if d.kind == "session":
         return f"s_{d.key}"
     if d.kind == "time":
-        return _TIME_BUCKETS[d.key]
+        return TIME_BUCKETS[d.key]
     if d.kind == "prop":
         return f"props[{bind(d.key, 'String')}]"
     return "goal"
 
 
-def _condition(expression: str, f: Condition, bind: _Binder) -> str:
+def condition(expression: str, f: Condition, bind: Binder) -> str:
     values = list(f.values)
     if f.op == "is":
         return f"{expression} IN {bind(values, 'Array(String)')}"

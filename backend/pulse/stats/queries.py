@@ -33,6 +33,14 @@ GRAINS: tuple[Grain, ...] = ("minute", "hour", "day")
 AGGREGATE = {grain: _aggregate(grain) for grain in GRAINS}
 TIMESERIES = {grain: _timeseries(grain) for grain in GRAINS}
 
+# Whether the site has counted anything ever: the day rollup is kept for good (raw events are not),
+# and its first granule answers, so this stays cheap however much the site has.
+ANY_EVENT = ScopedQuery(
+    "any_event",
+    "SELECT 1 FROM {db:Identifier}.stats_day"
+    " WHERE tenant_id = {tenant_id:String} AND site_id = {site_id:String} LIMIT 1",
+)
+
 # Sessions that started in the period, each folded from its rows first: exact for any range.
 SESSIONS = ScopedQuery(
     "sessions",
@@ -77,5 +85,21 @@ WHERE tenant_id = {tenant_id:String}
   AND ts >= {since:DateTime64(3, 'UTC')}
   AND name != 'engagement'
 GROUP BY second
+""",
+)
+
+# The live view's stream when Redis holds no list of the latest events (it was down or lost
+# them): the newest rows of the last day, newest first.
+LIVE_RECENT = ScopedQuery(
+    "live_recent",
+    """
+SELECT toUnixTimestamp64Milli(ts), name, pathname, source, country, device, browser
+FROM {db:Identifier}.events
+WHERE tenant_id = {tenant_id:String}
+  AND site_id = {site_id:String}
+  AND ts >= {since:DateTime64(3, 'UTC')}
+  AND name != 'engagement'
+ORDER BY ts DESC
+LIMIT {limit:UInt32}
 """,
 )

@@ -39,6 +39,13 @@ class ResultMeta(msgspec.Struct, frozen=True):
         str, msgspec.Meta(description="Start of the range, included, in the query's timezone.")
     ] = msgspec.field(name="from")
     end: Annotated[str, msgspec.Meta(description="End of the range, excluded.")] = msgspec.field(name="to")
+    approximate: Annotated[
+        bool,
+        msgspec.Meta(
+            description="Whether visitors and visits are estimates (within about 1%, exact for small "
+            "counts), read from rollups rather than counted in raw events."
+        ),
+    ] = False
 
 
 class QueryResult(msgspec.Struct, frozen=True):
@@ -46,7 +53,7 @@ class QueryResult(msgspec.Struct, frozen=True):
     meta: ResultMeta
 
 
-def shape(query: ValidQuery, rows: Sequence[Sequence[Any]]) -> QueryResult:
+def shape(query: ValidQuery, rows: Sequence[Sequence[Any]], approximate: bool = False) -> QueryResult:
     tz = ZoneInfo(query.timezone)
     has_more = len(rows) > query.limit
     width = len(query.dimensions)
@@ -73,6 +80,7 @@ def shape(query: ValidQuery, rows: Sequence[Sequence[Any]]) -> QueryResult:
             timezone=query.timezone,
             start=query.interval.start.astimezone(tz).isoformat(),
             end=query.interval.end.astimezone(tz).isoformat(),
+            approximate=approximate,
         ),
     )
 

@@ -1,17 +1,25 @@
-"""Read path of the stats query: check → the site's goals if it needs them → compile → run → shape."""
+"""Read path of the stats query: check → the site's goals if it needs them → compile → run → shape.
+
+A query the rollups answer (pulse.stats.rollup_plan) is read from them, any other from raw events;
+both answer in the same shape.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from pulse.oltp.accounts import Site
 from pulse.oltp.goals import Goal
 from pulse.stats.compile import compile_query
 from pulse.stats.conversions import uses_goals
-from pulse.stats.query import StatsQuery, check
+from pulse.stats.query import StatsQuery, ValidQuery, check
 from pulse.stats.query_result import QueryResult, shape
+from pulse.stats.rollup_compile import certain, compile_ranking, compile_rollup
+from pulse.stats.rollup_plan import RollupPlan, plan
 from pulse.stats.service import SiteNotFound
+from pulse.stats.visit_days import FoldedDays
 from pulse.tenancy import TenantScope
 from pulse.warehouse.reader import ScopedReader
 
@@ -21,16 +29,43 @@ class SiteGoals(Protocol):
 
 
 class StatsQueries:
-    def __init__(self, reader: ScopedReader, goals: SiteGoals) -> None:
+    def __init__(
+        self, reader: ScopedReader, goals: SiteGoals, rollups: bool = True, fold_cache_s: float = 10.0
+    ) -> None:
+        """`rollups` False reads every query from raw events (benchmarks compare the two);
+        `fold_cache_s`: how long which past days are folded is believed (pulse.stats.visit_days)."""
         self._reader = reader
         self._goals = goals
+        self._rollups = rollups
+        self._folds = FoldedDays(reader, fold_cache_s)
 
     async def run(self, scope: TenantScope, site: Site, query: StatsQuery) -> QueryResult:
         """`site` comes from StatsService.site, which checked it is the scope's tenant's."""
         if site.tenant_id != scope.tenant_id:
             raise SiteNotFound(site.id)
-        valid = check(query, datetime.now(UTC), site.timezone)
+        now = datetime.now(UTC)
+        valid = check(query, now, site.timezone)
+        rollup = plan(valid, now) if self._rollups else None
+        if rollup is not None:
+            return shape(valid, await self._from_rollups(scope, site, valid, rollup), approximate=True)
         goals = await self._goals.list(scope.tenant_id, site.id) if uses_goals(valid) else []
         compiled = compile_query(valid, site.id, goals)
+        return shape(valid, await self._reader.select(scope, compiled.query, compiled.params))
+
+    async def _from_rollups(
+        self, scope: TenantScope, site: Site, query: ValidQuery, rollup: RollupPlan
+    ) -> Sequence[Sequence[Any]]:
+        days = await self._folds.folded(scope, site.id, rollup)
+        if rollup.candidates is None:
+            compiled = compile_rollup(query, rollup, site.id, days)
+            return await self._reader.select(scope, compiled.query, compiled.params)
+        ranking = compile_ranking(query, rollup, site.id, days)
+        ranked = await self._reader.select(scope, ranking.query, ranking.params)
+        candidates = [str(value) for value, _ in ranked[: rollup.candidates]]
+        left_out = float(ranked[rollup.candidates][1]) if len(ranked) > rollup.candidates else 0.0
+        compiled = compile_rollup(query, rollup, site.id, days, only=candidates)
         rows = await self._reader.select(scope, compiled.query, compiled.params)
-        return shape(valid, rows)
+        if not certain(query, rollup, rows, left_out):
+            compiled = compile_rollup(query, rollup.unpruned(), site.id, days)
+            rows = await self._reader.select(scope, compiled.query, compiled.params)
+        return rows

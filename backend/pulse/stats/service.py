@@ -14,7 +14,7 @@ import msgspec
 
 from pulse.oltp.accounts import Site
 from pulse.stats.periods import Period
-from pulse.stats.queries import AGGREGATE, SESSIONS, TIMESERIES
+from pulse.stats.queries import AGGREGATE, ANY_EVENT, SESSIONS, TIMESERIES
 from pulse.tenancy import TenantScope
 from pulse.warehouse.reader import ScopedReader
 
@@ -68,6 +68,11 @@ class StatsService:
         if site is None:
             raise SiteNotFound(site_id)
         return site
+
+    async def has_events(self, scope: TenantScope, site: Site) -> bool:
+        """Whether any event of the site was ever counted: the install page's first-event check."""
+        rows = await self._reader.select(scope, ANY_EVENT, {"site_id": _owned(scope, site)})
+        return bool(rows)
 
     async def aggregate(self, scope: TenantScope, site: Site, period: Period) -> Aggregate:
         site_id = _owned(scope, site)

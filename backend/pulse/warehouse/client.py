@@ -2,12 +2,17 @@
 
 clickhouse-connect's chDB backend is synchronous and a chDB data path belongs to one
 process, so all calls run on one dedicated thread; the HTTP backend uses a small pool.
+
+The connection opens on the first call, on that call's thread: a process starts while
+ClickHouse is down (pages answer 503 until it is back; live views stream meanwhile), and one
+that only streams live views never loads chDB's engine and its memory.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -15,6 +20,8 @@ from typing import Any
 
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.query import QueryResult
+from clickhouse_connect.driver.summary import QuerySummary
 
 from pulse.warehouse.cluster import Cluster, ClusterError
 
@@ -39,6 +46,9 @@ def create_database_ddl(database: str, cluster: str = "") -> str:
     return f"CREATE DATABASE IF NOT EXISTS {_identifier(database)}{on_cluster}"
 
 
+PARALLEL_VIEWS_BELOW_ROWS = 2_000
+
+
 class Warehouse:
     """Owns the client; `run` executes a blocking client call off the event loop.
 
@@ -52,19 +62,7 @@ class Warehouse:
                 "PULSE_CLICKHOUSE_CLUSTER names a cluster of ClickHouse servers: set CLICKHOUSE_URL to "
                 "one of them (embedded chDB is a single server)"
             )
-        bootstrap = connect(url)
-        try:
-            bootstrap.command(create_database_ddl(database, cluster))
-        finally:
-            bootstrap.close()
-        # By default a Distributed table acknowledges an insert once it is queued on the server that
-        # received it, and sends it to the shards later. The rollup worker treats an acknowledged
-        # batch as stored: the offsets it next seeks from are read from the shards, so a queued batch
-        # would be read again and counted twice. In the foreground, the insert returns once every
-        # shard has its part, and each part is an ordinary insert there, deduplicated by the same
-        # token when a batch is retried.
-        settings = {"distributed_foreground_insert": 1} if cluster else None
-        self.client = connect(url, database, settings)
+        self.client = LazyClient(functools.partial(_open, url, database, cluster))
         self.database = database
         self._executor = ThreadPoolExecutor(max_workers=1 if is_embedded(url) else 4, thread_name_prefix="ch")
 
@@ -84,6 +82,10 @@ class Warehouse:
         settings = {
             "insert_deduplication_token": token,
             "deduplicate_blocks_in_dependent_materialized_views": 1,
+            # Each view writes a part of its own. A small batch is the live view waiting, and its
+            # views in parallel took its insert from 235 to 154 ms; a large one is a worker
+            # catching up, whose events/s parallel views cut by 6% (bench/rollup.py).
+            "parallel_view_processing": int(len(rows) < PARALLEL_VIEWS_BELOW_ROWS),
         }
         await self.run(
             self.client.insert,
@@ -97,6 +99,57 @@ class Warehouse:
     def close(self) -> None:
         self._executor.shutdown(wait=True)
         self.client.close()
+
+
+class LazyClient:
+    """clickhouse-connect's client, opened by the first call that needs it (then kept)."""
+
+    def __init__(self, open_client: Callable[[], Client]) -> None:
+        self._open = open_client
+        self._client: Client | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def connected(self) -> bool:
+        return self._client is not None
+
+    def query(self, *args: Any, **kwargs: Any) -> QueryResult:
+        return self._connected().query(*args, **kwargs)
+
+    def command(self, *args: Any, **kwargs: Any) -> Any:
+        return self._connected().command(*args, **kwargs)
+
+    def insert(self, *args: Any, **kwargs: Any) -> QuerySummary:
+        return self._connected().insert(*args, **kwargs)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
+
+    def _connected(self) -> Client:
+        # A failed open leaves nothing behind: the next call tries again.
+        with self._lock:
+            if self._client is None:
+                self._client = self._open()
+            return self._client
+
+
+def _open(url: str, database: str, cluster: str) -> Client:
+    bootstrap = connect(url)
+    try:
+        bootstrap.command(create_database_ddl(database, cluster))
+    finally:
+        bootstrap.close()
+    # By default a Distributed table acknowledges an insert once it is queued on the server that
+    # received it, and sends it to the shards later. The rollup worker treats an acknowledged
+    # batch as stored: the offsets it next seeks from are read from the shards, so a queued batch
+    # would be read again and counted twice. In the foreground, the insert returns once every
+    # shard has its part, and each part is an ordinary insert there, deduplicated by the same
+    # token when a batch is retried.
+    settings = {"distributed_foreground_insert": 1} if cluster else None
+    return connect(url, database, settings)
 
 
 def _identifier(name: str) -> str:

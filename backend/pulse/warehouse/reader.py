@@ -10,7 +10,7 @@ cannot forget either or pass another tenant's.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from clickhouse_connect.driver.exceptions import ClickHouseError
@@ -78,20 +78,24 @@ class ScopedReader:
     async def select(
         self, scope: TenantScope, query: ScopedQuery, params: Mapping[str, Any]
     ) -> Sequence[Sequence[Any]]:
+        bound = await self._bound(scope, params)
+        result = await self._call(lambda: self._warehouse.client.query(query.sql, parameters=bound))
+        return result.result_rows
+
+    async def write(self, scope: TenantScope, query: ScopedQuery, params: Mapping[str, Any]) -> None:
+        """An INSERT … SELECT of the scope's own rows: a rollup the read path keeps (pulse.stats.visit_days)."""
+        bound = await self._bound(scope, params)
+        await self._call(lambda: self._warehouse.client.command(query.sql, parameters=bound))
+
+    async def _bound(self, scope: TenantScope, params: Mapping[str, Any]) -> dict[str, Any]:
         if "tenant_id" in params or "db" in params:
             raise ValueError("tenant_id and db come from the scope, not from parameters")
-        bound = {
-            **params,
-            "tenant_id": scope.tenant_id,
-            "db": await self._databases.database(scope.tenant_id),
-        }
+        return {**params, "tenant_id": scope.tenant_id, "db": await self._databases.database(scope.tenant_id)}
+
+    async def _call[T](self, call: Callable[[], T]) -> T:
         try:
-            result = await self._breaker.call(
-                lambda: self._warehouse.run(self._warehouse.client.query, query.sql, parameters=bound),
-                WAREHOUSE_FAILURES,
-            )
+            return await self._breaker.call(lambda: self._warehouse.run(call), WAREHOUSE_FAILURES)
         except DependencyDown as exc:
             raise WarehouseUnavailable("ClickHouse failed repeatedly", exc.retry_after_s) from exc
         except WAREHOUSE_FAILURES as exc:
             raise WarehouseUnavailable(f"ClickHouse could not answer ({type(exc).__name__})", 5.0) from exc
-        return result.result_rows
