@@ -96,6 +96,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # and a margin, before it moves the tenant's past events: by then every worker writes its new ones
     # to the tenant's database.
     tenant_database_cache_s: float = 2.0
+    # Stats queries the rollups can answer are read from them (pulse.stats.rollup_plan); off, every
+    # one is read from raw events, as benchmarks compare.
+    stats_rollups: bool = True
+    # An overview read in this many seconds or more refreshes on a timer (at most every minute, at
+    # most a tenth of the time) rather than after live ticks: one viewer of a view the rollups cannot
+    # answer would otherwise keep the warehouse busy.
+    # Embedded, a page's reads wait behind the worker's inserts on chDB's one connection: the
+    # demo's overview takes 0.7-3.3 s on a few hundred events, and must stay live.
+    overview_slow_s: float = 5.0
 
     metrics_enabled: bool = True
     otel_exporter_otlp_endpoint: str = ""

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import msgspec
 
+from pulse.oltp.accounts import VisitorMode
+
 
 class TrackerAsset(msgspec.Struct, frozen=True):
     body: bytes
@@ -45,9 +47,15 @@ def load_tracker(path: Path) -> TrackerAsset:
     )
 
 
-def snippets(tracker: TrackerAsset, collector_url: str, site_id: str) -> Snippets:
-    """The one-line snippet that follows upgrades, and the pinned one a strict CSP can trust."""
-    tag = f'<script defer data-site="{site_id}" src="{collector_url}'
+def snippets(
+    tracker: TrackerAsset, collector_url: str, site_id: str, visitor_mode: VisitorMode = "cookieless"
+) -> Snippets:
+    """The one-line snippet that follows upgrades, and the pinned one a strict CSP can trust.
+
+    A site in cookie mode gets data-visitor="cookie": the tracker then keeps a first-party id.
+    """
+    visitor = ' data-visitor="cookie"' if visitor_mode == "cookie" else ""
+    tag = f'<script defer data-site="{site_id}"{visitor} src="{collector_url}'
     return Snippets(
         latest=f'{tag}/p.js"></script>',
         pinned=f'{tag}/{tracker.versioned_name}" integrity="{tracker.integrity}" crossorigin="anonymous"></script>',

@@ -73,10 +73,24 @@ class Admission:
     """Every step but publishing: what the collector and the Redpanda Connect plugin share.
 
     `admit` returns the events to publish, [] for bots, or raises Rejection with the reason.
+
+    A browser's own visitor id (`i`) counts only for a site in cookie mode: a cookieless site
+    promised its visitors no lasting identifier, so a snippet edited by hand cannot give them one.
+    `senders_name_visitors` is for server-side senders, whose `visitor` is their own account of
+    who the visitor is (often all they have: no IP), whatever the site's mode.
     """
 
-    def __init__(self, settings: Settings, sites: SiteDirectory, edge: Edge, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        sites: SiteDirectory,
+        edge: Edge,
+        metrics: Metrics,
+        *,
+        senders_name_visitors: bool = False,
+    ) -> None:
         self._settings = settings
+        self._senders_name_visitors = senders_name_visitors
         self._sites = sites
         self._edge = edge
         self._metrics = metrics
@@ -147,7 +161,7 @@ class Admission:
     def _stamp(
         self, beacon: Beacon, site: SiteRecord, ctx: RequestContext, visitor: int, country: str, now_ms: int
     ) -> EventV1:
-        if beacon.i is not None:
+        if beacon.i is not None and (self._senders_name_visitors or site.visitor_mode == "cookie"):
             visitor = first_party_visitor_id(self._settings.secret_key, site.site_id, beacon.i)
         return EventV1(
             event_id=self._event_ids.next()

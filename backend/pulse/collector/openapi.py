@@ -36,7 +36,8 @@ _FIELDS = {
     "w": "Viewport width in CSS pixels, 0 when unknown.",
     "p": f"Custom properties of the event, at most {MAX_PROPS}.",
     "e": "Engaged time on the page in milliseconds, for engagement events.",
-    "i": 'First-party visitor id, sent only when the site uses data-visitor="cookie".',
+    "i": 'First-party visitor id, sent by the tracker with data-visitor="cookie"; used only for a site '
+    "whose visitor mode is cookie, ignored (the daily hash counts) for a cookieless one.",
     "x": "The event's own id, chosen by the sender (a number in [0, 1) or a short string): a resent "
     "copy with the same id is counted once.",
 }

@@ -51,7 +51,7 @@ class ServerEventsApi:
         # visitor's, possibly absent: a per-IP limit would throttle unrelated visitors as one. The
         # caller is limited per token instead; sites keep the limit they have for beacons.
         api_edge = dataclasses.replace(edge, per_ip=RateLimiter(0, 1))
-        self._admission = Admission(settings, sites, api_edge, metrics)
+        self._admission = Admission(settings, sites, api_edge, metrics, senders_name_visitors=True)
         self._sites = sites
         self._ingest = ingest
         self._tokens = tokens

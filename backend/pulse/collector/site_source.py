@@ -19,4 +19,5 @@ class AccountsSiteSource:
             tenant_id=site.tenant_id,
             disabled=site.disabled,
             allowed_hosts=site.allowed_hosts,
+            visitor_mode=site.visitor_mode,
         )

@@ -8,12 +8,15 @@ from typing import Protocol
 
 import msgspec
 
+from pulse.oltp.accounts import VisitorMode
+
 
 class SiteRecord(msgspec.Struct, frozen=True):
     site_id: str
     tenant_id: str
     disabled: bool
     allowed_hosts: tuple[str, ...] = ()
+    visitor_mode: VisitorMode = "cookieless"
 
     def accepts_host(self, host: str) -> bool:
         """Exact names match themselves; `*.shop.example` matches every subdomain of shop.example.

@@ -30,7 +30,8 @@ def ingest(config: Value) -> IngestProcessor:
     # sends every visitor's events from one address.
     edge = edge_for(settings, engine, rate_limited=False)
     sites = SiteDirectory(AccountsSiteSource(Accounts(engine)), settings.site_cache_ttl_s)
-    admission = Admission(settings, sites, edge, process_metrics(enabled=False))
+    # Server events (format json) name their visitors; access-log lines carry no id to name.
+    admission = Admission(settings, sites, edge, process_metrics(enabled=False), senders_name_visitors=True)
     return IngestProcessor(checked, admission, on_close=engine.dispose)
 
 

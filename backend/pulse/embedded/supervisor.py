@@ -142,7 +142,9 @@ class Stack:
 
 def banner(settings: Settings, demo: DemoLogin) -> str:
     site = demo.sites[0]
-    snippet = snippets(load_tracker(settings.tracker_path), settings.collector_url, site.id)
+    snippet = snippets(
+        load_tracker(settings.tracker_path), settings.collector_url, site.id, site.visitor_mode
+    )
     return "\n".join(
         [
             "",

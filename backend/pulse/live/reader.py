@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import time
 
+import msgspec
 from redis.asyncio import Redis
 
-from pulse.live.keys import ACTIVE_WINDOW_S, active_key, seconds_key
+from pulse.live.keys import ACTIVE_WINDOW_S, active_key, recent_key, seconds_key
+from pulse.live.tick import RECENT_KEPT, LiveEvent
 from pulse.tenancy import TenantScope
+
+_listed = msgspec.json.Decoder(LiveEvent)
 
 
 class LiveReader:
@@ -32,3 +36,8 @@ class LiveReader:
             for second, n in fields.items():
                 counts[minute * 60 + int(second)] = int(n)
         return [(s, counts.get(s, 0)) for s in range(first, now + 1)]
+
+    async def recent(self, scope: TenantScope, site_id: str) -> list[LiveEvent]:
+        """The latest listed events the workers kept, newest first; empty once Redis lost them."""
+        key = recent_key(scope.tenant_id, site_id)
+        return [_listed.decode(raw) for raw in await self._redis.lrange(key, 0, RECENT_KEPT - 1)]
