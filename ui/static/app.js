@@ -1,10 +1,10 @@
-// Dashboard behaviour: draws the charts and keeps the live view moving over SSE.
+// Dashboard behaviour: keeps the live chart moving over SSE and asks the overview to refresh
+// after ticks (the overview's own chart is ui/static/overview.js).
 // No inline scripts: data arrives in <script type="application/json"> islands.
 (function () {
   "use strict";
   var css = getComputedStyle(document.documentElement);
   var accent = css.getPropertyValue("--accent").trim() || "#4ade80";
-  var accent2 = css.getPropertyValue("--accent-2").trim() || "#60a5fa";
 
   function readJSON(id) {
     var el = document.getElementById(id);
@@ -12,21 +12,6 @@
   }
 
   function width(el) { return Math.max(el.clientWidth, 280); }
-
-  var seriesChart = null;
-  function drawSeries() {
-    var el = document.getElementById("series-chart");
-    var data = readJSON("series-data");
-    if (!el || !data || !window.uPlot) return;
-    if (seriesChart) seriesChart.destroy();
-    el.textContent = "";
-    seriesChart = new uPlot({
-      width: width(el), height: 220,
-      series: [{}, { label: "Visitors", stroke: accent, fill: accent + "22", width: 2 },
-               { label: "Pageviews", stroke: accent2, width: 2 }],
-      axes: [{ stroke: "#9ca3af", grid: { stroke: "#1f2937" } }, { stroke: "#9ca3af", grid: { stroke: "#1f2937" } }],
-    }, [data.t, data.visitors, data.pageviews], el);
-  }
 
   // The overview panel re-reads its figures after ticks, at most every 2 s, and once more after
   // the last tick of a burst: htmx's own throttle drops the triggers inside its window, so the
@@ -79,6 +64,5 @@
     source.onerror = function () { status.textContent = "reconnecting…"; status.classList.remove("on"); };
   }
 
-  document.addEventListener("DOMContentLoaded", function () { drawSeries(); startLive(); });
-  document.addEventListener("htmx:afterSwap", drawSeries);
+  document.addEventListener("DOMContentLoaded", startLive);
 })();

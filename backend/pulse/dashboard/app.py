@@ -24,21 +24,33 @@ from pulse.auth.tokens import TokenService
 from pulse.breaker import CircuitBreaker
 from pulse.dashboard.api import StatsController
 from pulse.dashboard.api_keys import KeysController, TokenController
+from pulse.dashboard.goals_pages import GoalsPages
 from pulse.dashboard.live import api_live_stream, live_stream
 from pulse.dashboard.live_figures import LiveSource
 from pulse.dashboard.manage_api import GoalsController, SitesController
 from pulse.dashboard.openapi import openapi_json
-from pulse.dashboard.pages import AuthPages, SitePages
+from pulse.dashboard.overview_pages import OverviewPages
+from pulse.dashboard.pages import AuthPages
 from pulse.dashboard.query_api import QueryController, query_refused
 from pulse.dashboard.rate_limit import ApiRateLimitMiddleware, LoginThrottle
+from pulse.dashboard.realtime_pages import RealtimePages
+from pulse.dashboard.security_headers import SecurityHeadersMiddleware
 from pulse.dashboard.session import LoginRequired
+from pulse.dashboard.share_pages import SharePages
+from pulse.dashboard.share_unlock import ShareUnlock
+from pulse.dashboard.share_view import ShareView
 from pulse.dashboard.site_admin import SiteAdmin
+from pulse.dashboard.site_pages import SitePages
 from pulse.dashboard.sites import TenantSites
+from pulse.dashboard.team_pages import InvitePages, TeamPages
 from pulse.live.hub import TickHub
 from pulse.live.reader import LiveReader
 from pulse.oltp.accounts import Accounts
 from pulse.oltp.api_keys import ApiKeys
 from pulse.oltp.goals import Goals
+from pulse.oltp.invitations import Invitations
+from pulse.oltp.members import Members
+from pulse.oltp.share_links import ShareLinks
 from pulse.resources import Resources
 from pulse.stats.errors import QueryError
 from pulse.stats.query_service import StatsQueries
@@ -98,7 +110,7 @@ def create_dashboard_app(resources: Resources, stopping: asyncio.Event | None = 
         CircuitBreaker("clickhouse", resources.metrics, open_s=open_s),
     )
     stats = StatsService(reader, tenant_sites)
-    hub = TickHub(resources.redis)
+    hub = TickHub(resources.redis, resources.metrics)
     tokens = TokenService(settings, resources.engine)
     redis_breaker = CircuitBreaker("redis", resources.metrics, open_s=open_s)
     live = LiveSource(LiveReader(resources.redis), reader, redis_breaker)
@@ -108,7 +120,7 @@ def create_dashboard_app(resources: Resources, stopping: asyncio.Event | None = 
         "tenant_sites": tenant_sites,
         "site_admin": SiteAdmin(accounts, Goals(resources.engine)),
         "stats": stats,
-        "stats_queries": StatsQueries(reader, Goals(resources.engine)),
+        "stats_queries": StatsQueries(reader, Goals(resources.engine), rollups=settings.stats_rollups),
         "hub": hub,
         "tokens": tokens,
         "api_keys": ApiKeys(resources.engine),
@@ -116,6 +128,10 @@ def create_dashboard_app(resources: Resources, stopping: asyncio.Event | None = 
         "live": live,
         "settings": settings,
         "metrics": resources.metrics,
+        "members": Members(resources.engine),
+        "invitations": Invitations(resources.engine),
+        "share_links": ShareLinks(resources.engine),
+        "share_unlock": ShareUnlock(settings.secret_key, settings.cookie_secure),
     }
 
     @asynccontextmanager
@@ -134,6 +150,13 @@ def create_dashboard_app(resources: Resources, stopping: asyncio.Event | None = 
         route_handlers=[
             AuthPages,
             SitePages,
+            OverviewPages,
+            RealtimePages,
+            TeamPages,
+            InvitePages,
+            GoalsPages,
+            SharePages,
+            ShareView,
             live_stream,
             api_live_stream,
             TokenController,
@@ -167,7 +190,7 @@ def create_dashboard_app(resources: Resources, stopping: asyncio.Event | None = 
         },
         openapi_config=OpenAPIConfig(title="Pulse stats API", version="1", path="/api/schema"),
         lifespan=[lifespan],
-        middleware=[ApiRateLimitMiddleware(api_rate_limit, tokens)],
+        middleware=[SecurityHeadersMiddleware(), ApiRateLimitMiddleware(api_rate_limit, tokens)],
     )
     return http_metrics("dashboard", resources.metrics)(app) if settings.metrics_enabled else app
 

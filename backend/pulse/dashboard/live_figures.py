@@ -17,11 +17,14 @@ from redis.exceptions import RedisError
 from pulse.breaker import CircuitBreaker, DependencyDown
 from pulse.live.keys import ACTIVE_WINDOW_S
 from pulse.live.reader import LiveReader
-from pulse.stats.queries import LIVE_SECONDS, LIVE_VISITORS
+from pulse.live.tick import MAX_PATH, RECENT_KEPT, LiveEvent
+from pulse.stats.queries import LIVE_RECENT, LIVE_SECONDS, LIVE_VISITORS
 from pulse.tenancy import TenantScope
 from pulse.warehouse.reader import ScopedReader
 
 LIVE_SECONDS_SHOWN = 120
+# How far back the live view's stream looks in ClickHouse when Redis holds no list.
+RECENT_LOOKBACK_S = 86_400
 REDIS_FAILURES = (RedisError, OSError, TimeoutError)
 
 
@@ -42,22 +45,51 @@ class LiveSource:
         self._reader = reader
         self._breaker = breaker
 
-    async def figures(self, scope: TenantScope, site_id: str) -> LiveFigures:
+    async def figures(
+        self, scope: TenantScope, site_id: str, seconds: int = LIVE_SECONDS_SHOWN
+    ) -> LiveFigures:
+        """`seconds`: how many of the last seconds `per_second` covers."""
         try:
-            return await self._breaker.call(lambda: self._from_redis(scope, site_id), REDIS_FAILURES)
+            return await self._breaker.call(lambda: self._from_redis(scope, site_id, seconds), REDIS_FAILURES)
         except (DependencyDown, *REDIS_FAILURES):
-            return await self._from_clickhouse(scope, site_id)
+            return await self._from_clickhouse(scope, site_id, seconds)
 
-    async def _from_redis(self, scope: TenantScope, site_id: str) -> LiveFigures:
+    async def recent(self, scope: TenantScope, site_id: str) -> list[LiveEvent]:
+        """The latest pageviews and events, newest first: the workers' list in Redis, or ClickHouse's
+        newest rows while Redis is down or has lost the list."""
+        try:
+            listed = await self._breaker.call(lambda: self._live.recent(scope, site_id), REDIS_FAILURES)
+        except (DependencyDown, *REDIS_FAILURES):
+            listed = []
+        if listed:
+            return listed
+        since = _utc(int(time.time()) - RECENT_LOOKBACK_S)
+        rows = await self._reader.select(
+            scope, LIVE_RECENT, {"site_id": site_id, "since": since, "limit": RECENT_KEPT}
+        )
+        return [
+            LiveEvent(
+                ts_ms=int(ts_ms),
+                name=name,
+                path=path[:MAX_PATH],
+                source=source,
+                country=country,
+                device=device,
+                browser=browser,
+            )
+            for ts_ms, name, path, source, country, device, browser in rows
+        ]
+
+    async def _from_redis(self, scope: TenantScope, site_id: str, seconds: int) -> LiveFigures:
         return LiveFigures(
             current_visitors=await self._live.current_visitors(scope, site_id),
-            per_second=await self._live.per_second(scope, site_id, LIVE_SECONDS_SHOWN),
+            per_second=await self._live.per_second(scope, site_id, seconds),
             source="redis",
         )
 
-    async def _from_clickhouse(self, scope: TenantScope, site_id: str) -> LiveFigures:
+    async def _from_clickhouse(self, scope: TenantScope, site_id: str, seconds: int) -> LiveFigures:
         now = int(time.time())
-        first = now - LIVE_SECONDS_SHOWN + 1
+        first = now - seconds + 1
         visitors = await self._reader.select(
             scope, LIVE_VISITORS, {"site_id": site_id, "since": _utc(now - ACTIVE_WINDOW_S)}
         )

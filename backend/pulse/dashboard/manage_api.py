@@ -19,7 +19,7 @@ from litestar.types import ExceptionHandlersMap
 
 from pulse.dashboard.session import api_scope
 from pulse.dashboard.site_admin import GoalNotFound, SiteAdmin
-from pulse.oltp.accounts import MAX_ALLOWED_HOSTS, MAX_NAME_LENGTH, InvalidSite, Site
+from pulse.oltp.accounts import MAX_ALLOWED_HOSTS, MAX_NAME_LENGTH, InvalidSite, Site, VisitorMode
 from pulse.oltp.goals import MAX_GOAL_NAME_LENGTH, MAX_PAGE_PATTERN_LENGTH, Goal, GoalKind, InvalidGoal
 from pulse.tenancy import TenantScope
 
@@ -41,6 +41,16 @@ TimeZone = Annotated[
         max_length=64,
         description="IANA time zone the site's days start in for reports.",
         examples=["Europe/Paris"],
+    ),
+]
+Visitors = Annotated[
+    VisitorMode,
+    msgspec.Meta(
+        description="How visitors are told apart: `cookieless` (a hash of IP and User-Agent with a salt "
+        'that rotates daily; nothing is stored in the browser) or `cookie` (the snippet gets data-visitor="cookie" '
+        "and the tracker keeps a random first-party id in localStorage, so returning visitors are "
+        "recognised across days; the collector ignores such ids for a cookieless site).",
+        examples=["cookieless"],
     ),
 ]
 GoalName = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_GOAL_NAME_LENGTH, examples=["Signup"])]
@@ -66,6 +76,7 @@ class NewSite(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     domain: Domain
     allowed_hosts: AllowedHosts = []
     timezone: TimeZone = "UTC"
+    visitor_mode: Visitors = "cookieless"
 
 
 class SiteChanges(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -75,6 +86,7 @@ class SiteChanges(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     domain: Domain | msgspec.UnsetType = msgspec.UNSET
     allowed_hosts: AllowedHosts | msgspec.UnsetType = msgspec.UNSET
     timezone: TimeZone | msgspec.UnsetType = msgspec.UNSET
+    visitor_mode: Visitors | msgspec.UnsetType = msgspec.UNSET
     disabled: bool | msgspec.UnsetType = msgspec.UNSET
 
 
@@ -84,6 +96,7 @@ class SiteOut(msgspec.Struct, frozen=True):
     domain: str
     allowed_hosts: list[str]
     timezone: str
+    visitor_mode: VisitorMode
     disabled: bool
     created_at: datetime
 
@@ -164,7 +177,9 @@ class SitesController(Controller):
         tenant: NamedDependency[TenantScope],
         site_admin: NamedDependency[SiteAdmin],
     ) -> SiteOut:
-        site = await site_admin.create_site(tenant, data.name, data.domain, data.allowed_hosts, data.timezone)
+        site = await site_admin.create_site(
+            tenant, data.name, data.domain, data.allowed_hosts, data.timezone, data.visitor_mode
+        )
         return _site(site)
 
     @get("/{site_id:str}", summary="One site (stats:read)")
@@ -191,6 +206,7 @@ class SitesController(Controller):
             domain=_given(data.domain),
             allowed_hosts=_given(data.allowed_hosts),
             timezone=_given(data.timezone),
+            visitor_mode=_given(data.visitor_mode),
             disabled=_given(data.disabled),
         )
         return _site(site)
@@ -291,6 +307,7 @@ def _site(site: Site) -> SiteOut:
         domain=site.domain,
         allowed_hosts=list(site.allowed_hosts),
         timezone=site.timezone,
+        visitor_mode=site.visitor_mode,
         disabled=site.disabled,
         created_at=_time(site.created_at),
     )

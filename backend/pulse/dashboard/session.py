@@ -6,14 +6,28 @@ from typing import Any
 
 from litestar import Request
 from litestar.connection import ASGIConnection
-from litestar.datastructures import State
+from litestar.datastructures import Cookie, State
 from litestar.di import NamedDependency
 from litestar.exceptions import NotAuthorizedException
 
 from pulse.auth.tokens import InvalidToken, TokenService
+from pulse.settings import Settings
 from pulse.tenancy import TenantScope
 
 SESSION_COOKIE = "pulse_session"
+
+
+def session_cookie(token: str, settings: Settings) -> Cookie:
+    """The signed-in browser's cookie: the user's JWT, out of reach of scripts and other sites' posts."""
+    return Cookie(
+        key=SESSION_COOKIE,
+        value=token,
+        httponly=True,
+        samesite="lax",
+        secure=settings.cookie_secure,
+        max_age=settings.jwt_ttl_s,
+        path="/",
+    )
 
 
 class LoginRequired(Exception):

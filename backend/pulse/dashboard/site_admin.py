@@ -32,11 +32,22 @@ class SiteAdmin:
         return await self._owned(scope, site_id)
 
     async def create_site(
-        self, scope: TenantScope, name: str, domain: str, allowed_hosts: Sequence[str], timezone: str
+        self,
+        scope: TenantScope,
+        name: str,
+        domain: str,
+        allowed_hosts: Sequence[str],
+        timezone: str,
+        visitor_mode: str = "cookieless",
     ) -> Site:
         scope.require("sites:write")
         return await self._accounts.create_site(
-            scope.tenant_id, name, domain, allowed_hosts=allowed_hosts, timezone=timezone
+            scope.tenant_id,
+            name,
+            domain,
+            allowed_hosts=allowed_hosts,
+            timezone=timezone,
+            visitor_mode=visitor_mode,
         )
 
     async def update_site(
@@ -48,6 +59,7 @@ class SiteAdmin:
         domain: str | None = None,
         allowed_hosts: Sequence[str] | None = None,
         timezone: str | None = None,
+        visitor_mode: str | None = None,
         disabled: bool | None = None,
     ) -> Site:
         """None leaves a setting as it is."""
@@ -60,6 +72,7 @@ class SiteAdmin:
             domain=domain,
             allowed_hosts=allowed_hosts,
             timezone=timezone,
+            visitor_mode=visitor_mode,
             disabled=disabled,
         )
 
