@@ -1,1 +1,1 @@
-pytest_plugins = ["chromium", "oltp_fixtures", "stack"]
+pytest_plugins = ["chromium", "oltp_fixtures", "serial", "stack"]

@@ -109,8 +109,8 @@ TOTALS = (
     "SELECT sum(events) FROM stats_minute",
     "SELECT sum(events) FROM stats_hour",
     "SELECT sum(events) FROM stats_day",
-    "SELECT sum(events) FROM breakdowns_hour WHERE dimension = 'page'",
-    "SELECT sum(events) FROM breakdowns_day WHERE dimension = 'page'",
+    "SELECT sum(events) FROM traffic_hour WHERE dimension = 'page'",
+    "SELECT sum(events) FROM traffic_day WHERE dimension = 'page'",
     "SELECT sum(events) FROM sessions",
 )
 

@@ -23,11 +23,25 @@ _SNAPSHOT = {
         for grain in ("minute", "hour", "day")
     },
     **{
-        f"breakdowns_{grain}": "SELECT tenant_id, site_id, bucket, dimension, value, sum(pageviews), sum(events), "  # noqa: S608
-        f"uniqMerge(visitors) FROM breakdowns_{grain} WHERE {{scope}} "
+        f"totals_{grain}": "SELECT tenant_id, site_id, bucket, sum(pageviews), sum(events), "  # noqa: S608
+        f"uniqCombinedMerge(16)(visitors), uniqCombinedMerge(16)(visits) FROM totals_{grain} WHERE {{scope}} "
+        "GROUP BY tenant_id, site_id, bucket ORDER BY ALL"
+        for grain in ("hour", "day")
+    },
+    **{
+        f"traffic_{grain}": "SELECT tenant_id, site_id, bucket, dimension, value, sum(pageviews), sum(events), "  # noqa: S608
+        f"uniqCombinedMerge(13)(visitors), uniqCombinedMerge(13)(visits) FROM traffic_{grain} WHERE {{scope}} "
         "GROUP BY tenant_id, site_id, bucket, dimension, value ORDER BY ALL"
         for grain in ("hour", "day")
     },
+    **{
+        f"visits_{grain}": "SELECT tenant_id, site_id, bucket, dimension, value, sum(visits), "  # noqa: S608
+        f"uniqCombinedMerge(13)(visitors) FROM visits_{grain} WHERE {{scope}} "
+        "GROUP BY tenant_id, site_id, bucket, dimension, value ORDER BY ALL"
+        for grain in ("hour", "day")
+    },
+    "day_versions": "SELECT tenant_id, site_id, day, sum(version), sum(pageviews), sum(events), sum(engagement_ms) "
+    "FROM day_versions WHERE {scope} GROUP BY tenant_id, site_id, day ORDER BY ALL",
     "sessions": "SELECT tenant_id, site_id, session_start, session_id, any(visitor_id), max(last_seen), "
     "sum(pageviews), sum(events), sum(engagement_ms), argMinMerge(entry_page), argMaxMerge(exit_page), "
     "argMinMerge(source), argMinMerge(channel), argMinMerge(country), argMinMerge(device), "

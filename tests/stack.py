@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pulse.embedded.services import EmbeddedService, free_port, start_broker, start_valkey
 from pulse.migrate import migrate
-from pulse.oltp.accounts import Accounts, Site
+from pulse.oltp.accounts import DEFAULT_RETENTION_DAYS, Accounts, Site
 from pulse.oltp.db import create_engine
 from pulse.roles import run_roles
 from pulse.settings import Settings, load_settings
@@ -45,9 +45,9 @@ class Stack:
         self.collector = settings.collector_url
         self.dashboard = settings.dashboard_url
 
-    async def tenant(self, name: str) -> Tenant:
+    async def tenant(self, name: str, retention_days: int = DEFAULT_RETENTION_DAYS) -> Tenant:
         """A new tenant with an owner and one site."""
-        tenant = await self.accounts.create_tenant(name)
+        tenant = await self.accounts.create_tenant(name, retention_days)
         email = f"{re.sub(r'[^a-z0-9]+', '-', name.lower())}-{tenant.id[:8]}@example.com"
         password = "correct horse battery"
         await self.accounts.create_user(email, password, tenant.id, "owner")

@@ -144,7 +144,7 @@ async def _exchange(api: httpx.AsyncClient, full_key: str) -> httpx.Response:
 async def test_a_key_made_over_the_api_is_exchanged_used_and_revoked(stack: Stack) -> None:
     tenant = await stack.tenant("KeyLife")
     owner = await stack.token(tenant)
-    async with httpx.AsyncClient(base_url=stack.dashboard) as api:
+    async with httpx.AsyncClient(base_url=stack.dashboard, timeout=30) as api:
         made = await api.post(
             "/api/v1/keys", json={"name": "Reporting", "permissions": ["stats:read"]}, headers=_bearer(owner)
         )
@@ -197,10 +197,11 @@ async def test_a_key_made_over_the_api_is_exchanged_used_and_revoked(stack: Stac
         assert (await api.delete(f"/api/v1/keys/{'f' * 32}", headers=_bearer(owner))).status_code == 404
 
 
+@pytest.mark.serial  # the refusal is timed against the cache window
 async def test_a_key_revoked_elsewhere_is_refused_within_the_cache_window(stack: Stack) -> None:
     tenant = await stack.tenant("KeyRevokedElsewhere")
     key, full = await ApiKeys(stack.engine).create(tenant.tenant_id, "Ops", ["stats:read"], created_by="u1")
-    async with httpx.AsyncClient(base_url=stack.dashboard) as api:
+    async with httpx.AsyncClient(base_url=stack.dashboard, timeout=30) as api:
         token = (await _exchange(api, full)).json()["token"]
         path = f"/api/v1/sites/{tenant.site.id}/aggregate"
         assert (await api.get(path, headers=_bearer(token))).status_code == 200
@@ -223,7 +224,7 @@ async def test_key_management_is_refused_to_viewers_and_to_api_keys(stack: Stack
     key, full = await ApiKeys(stack.engine).create(
         tenant.tenant_id, "Everything", ["stats:read", "events:write", "sites:write"], created_by="u1"
     )
-    async with httpx.AsyncClient(base_url=stack.dashboard) as api:
+    async with httpx.AsyncClient(base_url=stack.dashboard, timeout=30) as api:
         viewer = await api.post("/api/v1/token", json={"email": viewer_email, "password": tenant.password})
         api_token = (await _exchange(api, full)).json()["token"]
         for token in (viewer.json()["token"], api_token):
@@ -245,7 +246,7 @@ async def test_permissions_are_carried_into_the_token(stack: Stack) -> None:
     _, full = await ApiKeys(stack.engine).create(
         tenant.tenant_id, "Ingest", ["events:write"], created_by="u1"
     )
-    async with httpx.AsyncClient(base_url=stack.dashboard) as api:
+    async with httpx.AsyncClient(base_url=stack.dashboard, timeout=30) as api:
         answer = (await _exchange(api, full)).json()
     assert answer["permissions"] == ["events:write"]
     scope = await TokenService(stack.settings, stack.engine).verify(answer["token"])
@@ -269,7 +270,7 @@ async def test_permissions_are_carried_into_the_token(stack: Stack) -> None:
 async def test_token_requests_with_bad_fields_are_answered_400_naming_the_field(
     stack: Stack, body: dict[str, object], field: str
 ) -> None:
-    async with httpx.AsyncClient(base_url=stack.dashboard) as api:
+    async with httpx.AsyncClient(base_url=stack.dashboard, timeout=30) as api:
         response = await api.post("/api/v1/token", json=body)
     assert response.status_code == 400
     assert field in response.text
@@ -291,7 +292,7 @@ async def test_creating_a_key_with_bad_fields_is_answered_400_naming_the_field(
 ) -> None:
     tenant = await stack.tenant("KeyInput")
     owner = await stack.token(tenant)
-    async with httpx.AsyncClient(base_url=stack.dashboard) as api:
+    async with httpx.AsyncClient(base_url=stack.dashboard, timeout=30) as api:
         response = await api.post("/api/v1/keys", json=body, headers=_bearer(owner))
         assert (await api.get("/api/v1/keys", headers=_bearer(owner))).json() == {"keys": []}
     assert response.status_code == 400, response.text
@@ -299,7 +300,7 @@ async def test_creating_a_key_with_bad_fields_is_answered_400_naming_the_field(
 
 
 async def test_an_unknown_key_is_refused(stack: Stack) -> None:
-    async with httpx.AsyncClient(base_url=stack.dashboard) as api:
+    async with httpx.AsyncClient(base_url=stack.dashboard, timeout=30) as api:
         for attempt in ("pulse_" + "0" * 32 + "_secret", "not a key", ""):
             response = await _exchange(api, attempt)
             assert response.status_code == 401, attempt

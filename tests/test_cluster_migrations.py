@@ -76,10 +76,10 @@ MORE_FORMS = [
     ),
     ("DROP VIEW IF EXISTS stats_day_mv", ["DROP VIEW IF EXISTS stats_day_mv ON CLUSTER pulse"]),
     (
-        "DROP TABLE IF EXISTS breakdowns_day",
+        "DROP TABLE IF EXISTS stats_minute",
         [
-            "DROP TABLE IF EXISTS breakdowns_day ON CLUSTER pulse",
-            "DROP TABLE IF EXISTS breakdowns_day_local ON CLUSTER pulse SYNC",
+            "DROP TABLE IF EXISTS stats_minute ON CLUSTER pulse",
+            "DROP TABLE IF EXISTS stats_minute_local ON CLUSTER pulse SYNC",
         ],
     ),
 ]
@@ -115,7 +115,7 @@ CHECKS = {
     "offsets": "SELECT kafka_partition, max(next_offset) FROM consumed_offsets "
     "WHERE kafka_epoch = 'e' GROUP BY kafka_partition ORDER BY kafka_partition",
     "sessions": "SELECT session_id, sum(pageviews), sum(events) FROM sessions GROUP BY session_id ORDER BY session_id",
-    "pages": "SELECT value, sum(pageviews) FROM breakdowns_day WHERE dimension = 'page' GROUP BY value ORDER BY value",
+    "pages": "SELECT value, sum(pageviews) FROM traffic_day WHERE dimension = 'page' GROUP BY value ORDER BY value",
 }
 
 
@@ -199,7 +199,7 @@ def test_cluster_setting_is_read_from_the_environment(tmp_path: Path) -> None:
 
 def test_single_server_migrations_are_the_files() -> None:
     files = migration_files(MIGRATIONS)
-    assert len(files) == 9
+    assert len(files) == 11
     assert planned_migrations(MIGRATIONS) == [Migration(p.name, statements(p.read_text())) for p in files]
 
 
@@ -290,6 +290,13 @@ def test_materialized_views_read_and_write_shard_local_tables(chdb_report: ChdbR
         "sessions_mv",
         "breakdowns_hour_mv",
         "breakdowns_day_mv",
+        "totals_hour_mv",
+        "totals_day_mv",
+        "traffic_hour_mv",
+        "traffic_day_mv",
+        "visits_hour_mv",
+        "visits_day_mv",
+        "day_versions_mv",
     }
 
 
@@ -312,11 +319,13 @@ def test_every_data_table_has_its_distributed_sibling(chdb_report: ChdbReport) -
             assert sibling[2] == f"{sibling[1]}_local"
             distributed[sibling[1]] = sibling[3].split(", ")
     assert replicated == {f"{name}_local" for name in distributed}
-    assert len(replicated) == 8
+    assert len(replicated) == 16
     for name, arguments in distributed.items():
-        # Inserted tables are routed by Kafka partition; the rollups only merge on read.
-        key = ["kafka_partition"] if name in ("events", "consumed_offsets") else []
-        assert arguments == ["pulse", "pulse", f"{name}_local", *key]
+        # Inserted tables are routed by Kafka partition, the read path's folds by site; the rollups
+        # only merge on read.
+        keys = {"events": ["kafka_partition"], "consumed_offsets": ["kafka_partition"]}
+        keys["visit_days"] = ["cityHash64(site_id)"]
+        assert arguments == ["pulse", "pulse", f"{name}_local", *keys.get(name, [])]
 
 
 def test_column_changes_reach_the_distributed_table_too(chdb_report: ChdbReport) -> None:

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 
 import httpx
 import msgspec
+import pytest
 
 from pulse.collector.app import create_collector_app
 from pulse.embedded.services import free_port, start_broker
@@ -65,6 +66,7 @@ async def test_broker_lost_after_start_gets_503_not_202(stack: Stack) -> None:
     assert response.headers["retry-after"] == "5"
 
 
+@pytest.mark.serial  # answers timed in tenths of a second
 async def test_after_a_few_timeouts_the_breaker_answers_503_at_once(stack: Stack) -> None:
     """Without the breaker every request would wait out produce_timeout_s while the broker is down."""
     answers = []

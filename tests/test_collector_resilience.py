@@ -18,6 +18,7 @@ from pathlib import Path
 
 import httpx
 import msgspec
+import pytest
 
 from load import Load, kill, role_process, topic_events
 from pulse.collector.app import create_collector_app
@@ -33,6 +34,8 @@ PRODUCE_TIMEOUT_S = 1.0
 REFUSAL_SLACK_S = 1.0
 OUTAGE_S = 3.0
 RECOVERY_TIMEOUT_S = 15.0
+# Refusals are timed against the produce timeout, under load: with no other test beside them.
+pytestmark = pytest.mark.serial
 
 
 async def topic_urls(settings: Settings, site: str) -> set[str]:

@@ -692,6 +692,7 @@ def _compose_healthcheck(services: dict[str, Config], stats_port: int) -> subpro
     return subprocess.run(command, capture_output=True, text=True, timeout=10, check=False)
 
 
+@pytest.mark.serial  # a dead replica must leave rotation within seconds
 def test_haproxy_balances_retries_and_streams(balancer: _Balancer, services: dict[str, Config]) -> None:
     replicas = balancer.replicas
     assert httpx.get(f"{balancer.stats}/healthz").status_code == 200

@@ -3,6 +3,8 @@
 - Redis down: the dashboard serves its figures, the live ones read from ClickHouse, and says so.
 - ClickHouse down: the collector keeps accepting into Kafka, the worker pauses, the dashboard
   shows an error panel (the API a 503 with Retry-After); once it is back every event counts.
+- ClickHouse unreachable when the dashboard starts: it starts, logs in, streams live views,
+  and answers pages 503.
 - Broker down: tests/test_collector_broker_down.py (503 + Retry-After, then at once: the breaker).
 """
 
@@ -16,6 +18,7 @@ import httpx
 import msgspec
 import pytest
 from playwright.async_api import Browser, Page, expect
+from redis.asyncio import Redis
 
 from artifacts import artifact
 from dashboard_client import login
@@ -23,6 +26,7 @@ from fake_clock import FakeClock
 from pulse.breaker import CircuitBreaker, DependencyDown
 from pulse.dashboard.app import create_dashboard_app
 from pulse.embedded.services import free_port
+from pulse.live.keys import tick_channel
 from pulse.resources import Resources
 from pulse.warehouse.client import Warehouse
 from stack import Stack, serving
@@ -145,16 +149,33 @@ async def test_redis_up_the_live_figures_come_from_redis(stack: Stack) -> None:
     await _send(stack, tenant.site.id, 1)
     await stack.counts(tenant, {"pageviews": 1})
     token = await stack.token(tenant)
-    async with httpx.AsyncClient(base_url=stack.dashboard) as client:
+    async with httpx.AsyncClient(base_url=stack.dashboard, timeout=30) as client:
         realtime = await client.get(
             f"/api/v1/sites/{tenant.site.id}/realtime", headers={"authorization": f"Bearer {token}"}
         )
     assert realtime.json()["source"] == "redis"
 
 
-ROLLUPS = ("stats_minute", "stats_hour", "stats_day", "events")
+# Every table the figures are read from: with any left, a page's reads would partly succeed and
+# the breaker, which opens on consecutive failures, would never open.
+ROLLUPS = (
+    "stats_minute",
+    "stats_hour",
+    "stats_day",
+    "totals_hour",
+    "totals_day",
+    "traffic_hour",
+    "traffic_day",
+    "visits_hour",
+    "visits_day",
+    "day_versions",
+    "visit_days",
+    "sessions",
+    "events",
+)
 
 
+@pytest.mark.serial  # the open breaker's answer is timed within a second
 async def test_clickhouse_down_collector_accepts_dashboard_shows_an_error_and_nothing_is_lost(
     stack: Stack, browser: Browser
 ) -> None:
@@ -170,7 +191,7 @@ async def test_clickhouse_down_collector_accepts_dashboard_shows_an_error_and_no
         await warehouse.run(warehouse.client.command, f"DETACH TABLE {table}")
     try:
         await _send(stack, tenant.site.id, 5, "during")
-        async with httpx.AsyncClient(base_url=stack.dashboard, follow_redirects=True) as client:
+        async with httpx.AsyncClient(base_url=stack.dashboard, follow_redirects=True, timeout=30) as client:
             await login(client, tenant.email, tenant.password)
             page = await client.get(f"/sites/{tenant.site.id}")
             panel = await client.get(f"/sites/{tenant.site.id}", headers={"hx-request": "true"})
@@ -200,3 +221,34 @@ async def test_clickhouse_down_collector_accepts_dashboard_shows_an_error_and_no
     assert fast_s < 1.0
     # Back: the 5 events accepted while it was down are counted, once.
     assert await stack.counts(tenant, {"pageviews": 7}, timeout_s=60) == {"pageviews": 7}
+
+
+async def test_dashboard_started_without_clickhouse_streams_live_views_and_answers_pages_503(
+    stack: Stack,
+) -> None:
+    tenant = await stack.tenant("LateClickHouse")
+    # Nothing listens on this port: ClickHouse is not there when the dashboard starts.
+    settings = msgspec.structs.replace(stack.settings, clickhouse_url=f"http://127.0.0.1:{free_port()}")
+    resources = Resources(settings)
+    redis = Redis.from_url(stack.settings.redis_url)
+    try:
+        async with (
+            serving(create_dashboard_app(resources), free_port()) as url,
+            httpx.AsyncClient(base_url=url, follow_redirects=True, timeout=30) as client,
+        ):
+            await login(client, tenant.email, tenant.password)
+            async with client.stream("GET", f"/sites/{tenant.site.id}/live") as stream:
+                lines = stream.aiter_lines()
+                assert await anext(lines) == "event: ready"
+                await redis.publish(tick_channel(tenant.tenant_id, tenant.site.id), b'{"n":1}')
+                received = [await anext(lines) for _ in range(4)]
+            # A process that only streamed never opened a connection to ClickHouse.
+            streamed_only = resources.warehouse.client.connected
+            page = await client.get(f"/sites/{tenant.site.id}")
+    finally:
+        await redis.aclose()
+        await resources.close()
+    assert received == ["data: {}", "", "event: tick", 'data: {"n":1}']
+    assert not streamed_only
+    assert page.status_code == 503
+    assert "Figures unavailable right now" in page.text

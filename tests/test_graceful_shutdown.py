@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 import msgspec
+import pytest
 
 from dashboard_client import login
 from load_balancer import Collector
@@ -17,6 +18,9 @@ from pulse.embedded.services import free_port
 from pulse.roles import run_roles
 from stack import Stack
 from visitor import BROWSER
+
+# A drain under load of 50 clients, and a stop timed in seconds: with no other test beside them.
+pytestmark = pytest.mark.serial
 
 
 async def test_sigterm_answers_every_request_in_flight_and_each_202_is_counted(

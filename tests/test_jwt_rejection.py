@@ -73,7 +73,7 @@ async def genuine(stack: Stack) -> AsyncIterator[Genuine]:
             )
         keys = ApiKeys(engine)
         key, full = await keys.create(tenant.tenant_id, "Soon revoked", ["stats:read"], created_by="test")
-        async with httpx.AsyncClient(base_url=stack.dashboard) as api:
+        async with httpx.AsyncClient(base_url=stack.dashboard, timeout=30) as api:
             revoked_key_token = (await api.post("/api/v1/token", json={"api_key": full})).json()["token"]
         await keys.revoke(tenant.tenant_id, key.id)
         yield Genuine(
@@ -191,7 +191,7 @@ async def test_a_bad_token_is_refused_with_its_reason(
     stack: Stack, genuine: Genuine, make: Callable[[Genuine], str], reason: str
 ) -> None:
     token = make(genuine)
-    async with httpx.AsyncClient(base_url=stack.dashboard) as api:
+    async with httpx.AsyncClient(base_url=stack.dashboard, timeout=30) as api:
         response = await api.get(
             f"/api/v1/sites/{genuine.tenant.site.id}/aggregate", headers={"authorization": f"Bearer {token}"}
         )
@@ -204,7 +204,7 @@ async def test_a_bad_token_is_refused_with_its_reason(
 
 async def test_the_genuine_token_is_accepted(stack: Stack, genuine: Genuine) -> None:
     """The cases above differ from this one only in what they change."""
-    async with httpx.AsyncClient(base_url=stack.dashboard) as api:
+    async with httpx.AsyncClient(base_url=stack.dashboard, timeout=30) as api:
         for token in (genuine.token, genuine.with_claims()):
             response = await api.get(
                 f"/api/v1/sites/{genuine.tenant.site.id}/aggregate",
@@ -229,7 +229,7 @@ async def test_a_deleted_tenants_token_is_refused(stack: Stack) -> None:
                 )
     finally:
         await engine.dispose()
-    async with httpx.AsyncClient(base_url=stack.dashboard) as api:
+    async with httpx.AsyncClient(base_url=stack.dashboard, timeout=30) as api:
         response = await api.get(
             f"/api/v1/sites/{tenant.site.id}/aggregate", headers={"authorization": f"Bearer {token}"}
         )
@@ -240,7 +240,7 @@ async def test_a_deleted_tenants_token_is_refused(stack: Stack) -> None:
 async def test_a_session_cookie_with_a_bad_token_goes_back_to_the_login_page(
     stack: Stack, genuine: Genuine
 ) -> None:
-    async with httpx.AsyncClient(base_url=stack.dashboard) as browser:
+    async with httpx.AsyncClient(base_url=stack.dashboard, timeout=30) as browser:
         for token in (
             genuine.with_claims(exp=_now() - 60),
             genuine.sign(genuine.claims, kid=genuine.retired_kid),

@@ -11,6 +11,7 @@ import asyncio
 from pathlib import Path
 
 import httpx
+import pytest
 
 from load_balancer import collectors_behind_haproxy, needs_haproxy
 from pulse.loadgen.runner import Resend, run_load
@@ -19,6 +20,8 @@ from stack import Stack
 
 RATE = 250
 LOAD_S = 12.0
+# The load generator must reach a share of its rate: no other test takes the cores meanwhile.
+pytestmark = pytest.mark.serial
 
 
 @needs_haproxy
@@ -41,8 +44,9 @@ async def test_killing_a_collector_under_load_loses_and_doubles_nothing(stack: S
             assert balancer.up(await client.get(f"{balancer.stats}/stats;csv"), "collectors") == 1
 
     # Every event was finally accepted: none lost to the kill. (The load generator shares the
-    # two cores with everything else, so it falls short of its rate; what matters is steady load.)
-    assert result.sent >= RATE * LOAD_S * 0.4, result
+    # two cores with everything else, so it falls short of its rate, to 35% in a slow clean run;
+    # what matters is steady load through the kill.)
+    assert result.sent >= RATE * LOAD_S * 0.25, result
     assert result.accepted == result.sent, result
     # Requests in flight on the killed replica failed and were sent again, some through HAProxy's
     # own retry, others by the load generator.

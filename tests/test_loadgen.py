@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
+from pathlib import Path
 
 from pulse.loadgen.traffic import TrafficModel
 from stack import Stack
 
 
-async def test_loadgen_sends_the_requested_total_through_the_collector(stack: Stack) -> None:
+async def test_loadgen_sends_the_requested_total_through_the_collector(stack: Stack, tmp_path: Path) -> None:
     site = (await stack.tenant("Loadgen")).site.id
     process = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -27,6 +29,8 @@ async def test_loadgen_sends_the_requested_total_through_the_collector(stack: St
         "--quiet",
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
+        # A home of its own: the command's settings would otherwise make ./.pulse where pytest runs.
+        env={**os.environ, "PULSE_HOME": str(tmp_path)},
     )
     output, _ = await asyncio.wait_for(process.communicate(), 60)
     assert process.returncode == 0, output.decode()

@@ -203,7 +203,7 @@ async def test_another_tenants_sites_and_goals_are_not_found(stack: Stack) -> No
 async def test_without_a_valid_token_every_route_is_401(stack: Stack) -> None:
     tenant = await stack.tenant("Locked")
     site = f"/api/v1/sites/{tenant.site.id}"
-    async with httpx.AsyncClient(base_url=stack.dashboard) as anonymous:
+    async with httpx.AsyncClient(base_url=stack.dashboard, timeout=30) as anonymous:
         for method, path in [
             ("GET", "/api/v1/sites"),
             ("POST", "/api/v1/sites"),
@@ -323,7 +323,7 @@ async def test_malformed_json_is_a_400(refused: tuple[Tenant, httpx.AsyncClient]
 
 
 async def test_the_management_routes_are_in_the_openapi_schema(stack: Stack) -> None:
-    async with httpx.AsyncClient(base_url=stack.dashboard) as client:
+    async with httpx.AsyncClient(base_url=stack.dashboard, timeout=30) as client:
         schema = (await client.get("/api/schema/openapi.json")).json()
     paths = schema["paths"]
     assert set(paths["/api/v1/sites"]) >= {"get", "post"}

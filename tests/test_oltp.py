@@ -284,6 +284,11 @@ async def test_tenant_retention_defaults_to_400_days_and_is_bounded(accounts: Ac
             await accounts.set_retention(tenant.id, days)
     with pytest.raises(ValueError, match="unknown tenant"):
         await accounts.set_retention("f" * 32, 30)
+    planned = await accounts.create_tenant("Short plan", retention_days=1)
+    assert (await accounts.retention_by_tenant())[planned.id] == 1
+    for days in (0, 3651):
+        with pytest.raises(ValueError, match="retention must be 1 to 3650 days"):
+            await accounts.create_tenant("Bad plan", retention_days=days)
 
 
 def _invalid_calls(tenant_id: str) -> list[Callable[[Accounts], Awaitable[object]]]:

@@ -61,7 +61,13 @@ def test_pulse_up_names_the_variable_when_a_port_is_taken(tmp_path: Path) -> Non
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        env = {**os.environ, "PULSE_HOME": str(tmp_path), "PULSE_DASHBOARD_PORT": str(port)}
+        # The collector's port is checked first: a free one, not the default 8000 someone may be using.
+        env = {
+            **os.environ,
+            "PULSE_HOME": str(tmp_path),
+            "PULSE_COLLECTOR_PORT": str(free_port()),
+            "PULSE_DASHBOARD_PORT": str(port),
+        }
         result = subprocess.run(
             [sys.executable, "-m", "pulse", "up"], env=env, capture_output=True, text=True, timeout=60
         )

@@ -14,8 +14,8 @@ from visitor import BROWSER
 
 
 async def test_rows_carry_their_tenants_retention_and_expire_after_it(stack: Stack) -> None:
-    short = await stack.tenant("ShortPlan")
-    await stack.accounts.set_retention(short.tenant_id, 1)
+    # Created on its plan: a retention set afterwards reaches the worker within its minute's refresh.
+    short = await stack.tenant("ShortPlan", retention_days=1)
     long = await stack.tenant("LongPlan")
     async with httpx.AsyncClient(base_url=stack.collector, headers=BROWSER) as client:
         for tenant in (short, long):

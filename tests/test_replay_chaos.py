@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+import pytest
 from aiokafka import AIOKafkaProducer
 
 from load import pulse_env, stats_api
@@ -32,6 +33,8 @@ from visitor import USER_AGENT
 PASSWORD = "correct horse battery"
 VISITORS = 400
 PAGES = ("/", "/pricing", "/docs", "/blog/launch", "/signup")
+# Worker processes killed and restarted against deadlines, with the machine to themselves.
+pytestmark = pytest.mark.serial
 
 
 def _history(tenant_id: str, sites: list[str], today_start_ms: int) -> list[EventV1]:

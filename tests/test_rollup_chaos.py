@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+import pytest
 
 from load import Load, kill, pulse_env, role_process, stats_api, topic_events
 from pulse.embedded.services import EmbeddedService, free_port, start_broker, start_valkey
@@ -32,6 +33,8 @@ from pulse.settings import Settings, load_settings
 
 LOAD_S = 20.0
 PASSWORD = "correct horse battery"
+# Load and restarts of its own that take the whole machine, with deadlines for every restart.
+pytestmark = pytest.mark.serial
 
 
 class Backend:
@@ -123,6 +126,8 @@ async def test_rollups_equal_the_202s_per_site_and_minute_through_kills(tmp_path
             # Small batches, so a kill lands between the insert and the commit often.
             "PULSE_ROLLUP_BATCH_MAX": "50",
             "PULSE_RATE_LIMIT_IP_PER_S": "0",
+            # The figures are read by signing in once per site per poll: more than a person's logins.
+            "PULSE_LOGIN_RATE_LIMIT_PER_MIN": "100000",
         }
         # In a process of its own: chDB opens one data path per process.
         migrate = await asyncio.to_thread(

@@ -12,6 +12,7 @@ import time
 import uuid
 
 import msgspec
+import pytest
 from aiokafka import AIOKafkaProducer
 
 from pulse.embedded.services import free_port
@@ -24,6 +25,8 @@ from visitor import USER_AGENT
 
 RATE = 400
 LOAD_S = 14.0
+# The producer must reach a share of its rate: no other test takes the cores meanwhile.
+pytestmark = pytest.mark.serial
 
 
 async def _produce(stack: Stack, tenant_id: str, site_id: str, stop: asyncio.Event) -> int:

@@ -28,6 +28,9 @@ from pulse.collector.app import create_collector_app
 from pulse.dashboard.app import create_dashboard_app
 from pulse.oltp.api_keys import ApiKeys
 from pulse.oltp.goals import Goals
+from pulse.oltp.invitations import Invitations
+from pulse.oltp.members import Members
+from pulse.oltp.share_links import ShareLinks
 from pulse.resources import Resources
 from stack import Stack, Tenant
 from tiers import TIERS, Tier, put_on
@@ -51,6 +54,12 @@ class World:
     # Strings only B's data contains: none may appear in an answer to A.
     b_markers: tuple[str, ...]
     b_page: str
+    # B's owner (a user id) and a pending invitation of B's.
+    b_owner: str
+    b_invitation: str
+    # B's share link, and the token that opens it.
+    b_share: str
+    b_share_token: str
 
 
 @dataclass(frozen=True)
@@ -65,6 +74,8 @@ class Probe:
     collector: bool = False
     stream: bool = False
     params: dict[str, str] = field(default_factory=dict)
+    # The body is a page's form (URL-encoded), not JSON.
+    form: bool = False
 
 
 def _site_b(w: World) -> str:
@@ -88,12 +99,112 @@ def _event_for_b(w: World) -> dict[str, Any]:
     return {"site": w.b.site.id, "url": "https://b.example/x", "user_agent": USER_AGENT, "ip": "203.0.113.9"}
 
 
+def _invite_b(w: World) -> dict[str, str]:
+    return {"email": w.b.email, "role": "admin"}
+
+
+def _viewer(w: World) -> dict[str, str]:
+    return {"role": "viewer"}
+
+
 CASES: dict[tuple[str, str], list[Probe]] = {
     # Pages: B's site in the path.
     ("GET", "/sites"): [Probe(lambda w: "/sites", "session", expect=frozenset({200}))],
-    ("GET", "/sites/{site_id:str}"): [Probe(lambda w: f"/sites/{w.b.site.id}", "session")],
+    ("GET", "/sites/{site_id:str}"): [
+        Probe(lambda w: f"/sites/{w.b.site.id}", "session"),
+        # B's page as a filter on A's own overview: answered, with none of B's figures in it.
+        Probe(lambda w: f"/sites/{w.a.site.id}?f=page,is,{w.b_page}", "session", expect=frozenset({200})),
+    ],
+    ("GET", "/sites/{site_id:str}/panels/{panel:str}"): [
+        Probe(lambda w: f"/sites/{w.b.site.id}/panels/pages", "session"),
+        Probe(
+            lambda w: f"/sites/{w.a.site.id}/panels/pages?f=page,is,{w.b_page}",
+            "session",
+            expect=frozenset({200}),
+        ),
+    ],
+    ("GET", "/sites/{site_id:str}/export/{file:str}"): [
+        Probe(lambda w: f"/sites/{w.b.site.id}/export/pages.csv", "session"),
+        Probe(lambda w: f"/sites/{w.b.site.id}/export/goals.csv", "session"),
+        Probe(
+            lambda w: f"/sites/{w.a.site.id}/export/pages.csv?f=page,is,{w.b_page}",
+            "session",
+            expect=frozenset({200}),
+        ),
+    ],
     ("GET", "/sites/{site_id:str}/live"): [
         Probe(lambda w: f"/sites/{w.b.site.id}/live", "session", stream=True)
+    ],
+    # Site pages: B's site in the path of every form and page.
+    ("GET", "/sites/new"): [Probe(lambda w: "/sites/new", "session", expect=frozenset({200}))],
+    # B's tenant id in the form is ignored: the site made is A's (the answer is its redirect).
+    ("POST", "/sites/new"): [
+        Probe(
+            lambda w: "/sites/new",
+            "session",
+            body=lambda w: {"name": "taken", "domain": "taken.example", "tenant_id": w.b.tenant_id},
+            form=True,
+            expect=frozenset({303}),
+        )
+    ],
+    ("GET", "/sites/{site_id:str}/settings"): [Probe(lambda w: f"/sites/{w.b.site.id}/settings", "session")],
+    ("POST", "/sites/{site_id:str}/settings"): [
+        Probe(
+            lambda w: f"/sites/{w.b.site.id}/settings",
+            "session",
+            body=lambda w: {"name": "taken", "domain": "taken.example"},
+            form=True,
+        )
+    ],
+    ("POST", "/sites/{site_id:str}/disable"): [
+        Probe(lambda w: f"/sites/{w.b.site.id}/disable", "session", form=True)
+    ],
+    ("POST", "/sites/{site_id:str}/enable"): [
+        Probe(lambda w: f"/sites/{w.b.site.id}/enable", "session", form=True)
+    ],
+    ("GET", "/sites/{site_id:str}/install"): [Probe(lambda w: f"/sites/{w.b.site.id}/install", "session")],
+    ("GET", "/sites/{site_id:str}/install/status"): [
+        Probe(lambda w: f"/sites/{w.b.site.id}/install/status", "session")
+    ],
+    ("GET", "/sites/{site_id:str}/realtime"): [Probe(lambda w: f"/sites/{w.b.site.id}/realtime", "session")],
+    # Goals and share-link pages: B's site, goal and link in the path; A's site with B's goal or link.
+    ("GET", "/sites/{site_id:str}/goals"): [Probe(lambda w: f"/sites/{w.b.site.id}/goals", "session")],
+    ("POST", "/sites/{site_id:str}/goals"): [
+        Probe(
+            lambda w: f"/sites/{w.b.site.id}/goals",
+            "session",
+            body=lambda w: {"name": "taken", "kind": "page", "pattern": "/x"},
+            form=True,
+        )
+    ],
+    ("POST", "/sites/{site_id:str}/goals/{goal_id:str}/delete"): [
+        Probe(lambda w: f"/sites/{w.b.site.id}/goals/{w.b_goal}/delete", "session", form=True),
+        Probe(lambda w: f"/sites/{w.a.site.id}/goals/{w.b_goal}/delete", "session", form=True),
+    ],
+    ("GET", "/sites/{site_id:str}/share"): [Probe(lambda w: f"/sites/{w.b.site.id}/share", "session")],
+    ("POST", "/sites/{site_id:str}/share"): [
+        Probe(
+            lambda w: f"/sites/{w.b.site.id}/share", "session", body=lambda w: {"label": "taken"}, form=True
+        )
+    ],
+    ("POST", "/sites/{site_id:str}/share/{link_id:str}/revoke"): [
+        Probe(lambda w: f"/sites/{w.b.site.id}/share/{w.b_share}/revoke", "session", form=True),
+        Probe(lambda w: f"/sites/{w.a.site.id}/share/{w.b_share}/revoke", "session", form=True),
+    ],
+    # Team: B's owner and B's invitation in the path; the page lists A's team only.
+    ("GET", "/team"): [Probe(lambda w: "/team", "session", expect=frozenset({200}))],
+    ("POST", "/team/invitations"): [
+        # B's owner's email: refused as an existing account, naming only what A sent.
+        Probe(lambda w: "/team/invitations", "session", body=_invite_b, form=True, expect=frozenset({400}))
+    ],
+    ("POST", "/team/invitations/{invitation_id:str}/revoke"): [
+        Probe(lambda w: f"/team/invitations/{w.b_invitation}/revoke", "session", form=True)
+    ],
+    ("POST", "/team/members/{user_id:str}/role"): [
+        Probe(lambda w: f"/team/members/{w.b_owner}/role", "session", body=_viewer, form=True)
+    ],
+    ("POST", "/team/members/{user_id:str}/remove"): [
+        Probe(lambda w: f"/team/members/{w.b_owner}/remove", "session", form=True)
     ],
     # Stats.
     ("GET", "/api/v1/sites/{site_id:str}/aggregate"): _both(_api("/sites/{b}/aggregate")),
@@ -179,6 +290,14 @@ PUBLIC: dict[tuple[str, str], str] = {
     ): "beacons: the site key is public (it is in every page's snippet); answers a count",
     ("POST", "/api/events"): "beacon batches, as /api/event",
     ("GET", "/p.js"): "the tracker script",
+    ("GET", "/invite/{token:str}"): "the invitation link: its secret token is the credential, for one tenant",
+    ("POST", "/invite/{token:str}"): "sets the invitee's password; needs the link's secret token",
+    # tests/test_share_links.py proves each: other sites' ids in paths and queries, revoked links, passwords.
+    ("GET", "/share/{token:str}"): "authorised by the share token, scoped to its one site",
+    ("GET", "/share/{token:str}/panels/{panel:str}"): "authorised by the share token, scoped to its one site",
+    ("GET", "/share/{token:str}/export/{file:str}"): "authorised by the share token, scoped to its one site",
+    ("GET", "/share/{token:str}/live"): "authorised by the share token, scoped to its one site",
+    ("POST", "/share/{token:str}/unlock"): "checks the share link's password, throttled per client IP",
 }
 # Routes Litestar's OpenAPI plugin adds: schema documents and their viewers.
 PUBLIC_PREFIXES = ("/api/schema", "/schema")
@@ -230,6 +349,10 @@ async def world(stack: Stack, request: pytest.FixtureRequest) -> World:
     engine = stack.engine
     b_page = f"/b-private-{tag}"
     goal = await Goals(engine).create(b.tenant_id, b.site.id, f"B goal {tag}", "page", b_page)
+    b_owner = (await Members(engine).list(b.tenant_id))[0].user_id
+    b_invited = f"b-invited-{tag}@example.com"
+    b_invitation, _ = await Invitations(engine).create(b.tenant_id, b_owner, b_invited, "admin")
+    b_share, b_share_token = await ShareLinks(engine).create(b.tenant_id, b.site.id, f"B share {tag}")
     b_key, b_secret = await ApiKeys(engine).create(b.tenant_id, f"B key {tag}", ["stats:read"], "test")
     _, a_secret = await ApiKeys(engine).create(
         a.tenant_id, f"A key {tag}", ["stats:read", "events:write", "sites:write"], "test"
@@ -239,7 +362,7 @@ async def world(stack: Stack, request: pytest.FixtureRequest) -> World:
             sent = await collector.post("/api/event", json={"s": b.site.id, "u": f"https://b.example{path}"})
             assert sent.status_code == 202, sent.text
     await stack.counts(b, {"pageviews": 2})
-    async with httpx.AsyncClient(base_url=stack.dashboard) as client:
+    async with httpx.AsyncClient(base_url=stack.dashboard, timeout=30) as client:
         exchanged = await client.post("/api/v1/token", json={"api_key": a_secret})
         assert exchanged.status_code == 200, exchanged.text
         browser = httpx.AsyncClient(base_url=stack.dashboard)
@@ -255,8 +378,16 @@ async def world(stack: Stack, request: pytest.FixtureRequest) -> World:
         b_goal=goal.id,
         b_key=b_key.id,
         b_key_secret=b_secret,
-        b_markers=(b.site.id, b.tenant_id, b.email, b_page, goal.id, goal.name, b_key.id, b_key.name),
+        b_markers=(
+            *(b.site.id, b.tenant_id, b.email, b_page, goal.id, goal.name, b_key.id, b_key.name),
+            *(b_owner, b_invitation.id, b_invited),
+            *(b_share.id, b_share.label),
+        ),
         b_page=b_page,
+        b_owner=b_owner,
+        b_invitation=b_invitation.id,
+        b_share=b_share.id,
+        b_share_token=b_share_token,
     )
 
 
@@ -269,8 +400,20 @@ async def _send(w: World, probe: Probe, method: str) -> tuple[int, str]:
             base_url=base, headers={"authorization": f"Bearer {w.tokens[probe.credential]}"}
         )
     async with client:
+        headers: dict[str, str] = {}
+        if probe.credential == "session" and method != "GET":
+            # A page's form carries the CSRF token: the attack gets past it, to the tenant check.
+            await client.get("/login")
+            headers["x-csrftoken"] = client.cookies["csrftoken"]
         body = probe.body(w) if probe.body else None
-        request = client.build_request(method, probe.url(w), json=body, params=probe.params, timeout=10)
+        request = client.build_request(
+            method,
+            probe.url(w),
+            **({"data": body} if probe.form else {"json": body}),
+            params=probe.params,
+            headers=headers,
+            timeout=10,
+        )
         if probe.stream:
             response = await client.send(request, stream=True)
             # A stream that opened would never end: its first bytes are enough to judge it.
@@ -315,6 +458,11 @@ async def test_b_is_unchanged_after_every_attack(world: World) -> None:
     async with httpx.AsyncClient(base_url=world.stack.dashboard) as client:
         exchanged = await client.post("/api/v1/token", json={"api_key": world.b_key_secret})
     assert exchanged.status_code == 200, "B's key was revoked by an attack"
+    members = await Members(engine).list(b.tenant_id)
+    assert [(m.user_id, m.role) for m in members] == [(world.b_owner, "owner")]
+    pending = await Invitations(engine).pending(b.tenant_id)
+    assert [i.id for i in pending] == [world.b_invitation]
+    assert await ShareLinks(engine).open(world.b_share_token) is not None, "B's share link was revoked"
     assert await world.stack.counts(b, {"pageviews": 2}, timeout_s=5) == {"pageviews": 2}
 
 

@@ -100,8 +100,10 @@ async def test_no_dependency_gives_a_handler_a_raw_client(stack: Stack) -> None:
         await resources.close()
 
 
-def test_the_scoped_reader_offers_only_scoped_selects() -> None:
+def test_the_scoped_reader_offers_only_scoped_queries() -> None:
     public = [name for name in dir(ScopedReader) if not name.startswith("_")]
-    assert public == ["select"]
-    parameters = list(inspect.signature(ScopedReader.select).parameters)
-    assert parameters[:2] == ["self", "scope"]
+    # `write` is an INSERT … SELECT of the scope's own rows: the folds the read path keeps.
+    assert public == ["select", "write"]
+    for method in (ScopedReader.select, ScopedReader.write):
+        parameters = list(inspect.signature(method).parameters)
+        assert parameters[:3] == ["self", "scope", "query"]

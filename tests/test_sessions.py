@@ -124,9 +124,9 @@ async def test_bounce_rate_duration_and_breakdowns_come_out_of_the_api_and_rollu
 
     warehouse = Warehouse(stack.settings.effective_clickhouse_url, stack.settings.clickhouse_database)
 
-    def breakdowns() -> dict[tuple[str, str], tuple[int, int]]:
+    def breakdowns(table: str, counted: str) -> dict[tuple[str, str], tuple[int, int]]:
         sql = (
-            "SELECT dimension, value, sum(pageviews), uniqMerge(visitors) FROM breakdowns_day"
+            f"SELECT dimension, value, sum({counted}), uniqCombinedMerge(13)(visitors) FROM {table}"  # noqa: S608
             " WHERE tenant_id = {tenant:String} AND site_id = {site:String} GROUP BY dimension, value"
         )
         rows: Any = warehouse.client.query(
@@ -134,14 +134,18 @@ async def test_bounce_rate_duration_and_breakdowns_come_out_of_the_api_and_rollu
         ).result_rows
         return {(d, v): (int(p), int(u)) for d, v, p, u in rows}
 
-    found = await warehouse.run(breakdowns)
-    assert found[("page", "/")] == (2, 2)
-    assert found[("page", "/pricing")] == (1, 1)
-    assert found[("channel", "search")] == (5, 3)
-    assert found[("source", "Google")] == (5, 3)
-    assert found[("browser", "Chrome")] == (5, 3)
-    assert found[("device", "desktop")] == (5, 3)
-    assert found[("event", "pageview")] == (5, 3)
+    # (pageviews, visitors) per event attribute.
+    traffic = await warehouse.run(breakdowns, "traffic_day", "pageviews")
+    assert traffic[("page", "/")] == (2, 2)
+    assert traffic[("page", "/pricing")] == (1, 1)
+    assert traffic[("browser", "Chrome")] == (5, 3)
+    assert traffic[("device", "desktop")] == (5, 3)
+    assert traffic[("event", "pageview")] == (5, 3)
+    # (visits, visitors) per visit attribute: where each visit came from.
+    visits = await warehouse.run(breakdowns, "visits_day", "visits")
+    assert visits[("channel", "search")] == (3, 3)
+    assert visits[("source", "Google")] == (3, 3)
+    assert visits[("entry_page", "/")] == (2, 2)
 
     def entry_and_exit() -> list[tuple[str, str, int]]:
         sql = (

@@ -118,8 +118,10 @@ async def seeded(stack: Stack) -> Seeded:
 async def _query(
     stack: Stack, seeded: Seeded, body: dict[str, Any] | bytes, token: str = ""
 ) -> httpx.Response:
+    # A read waits behind the worker's inserts on the stack's one chDB connection: seconds, when
+    # the machine is busy.
     async with httpx.AsyncClient(
-        base_url=stack.dashboard, headers={"authorization": f"Bearer {token or seeded.token}"}
+        base_url=stack.dashboard, headers={"authorization": f"Bearer {token or seeded.token}"}, timeout=30
     ) as api:
         content = body if isinstance(body, bytes) else msgspec.json.encode(body)
         return await api.post(
@@ -508,7 +510,7 @@ async def test_invalid_queries_are_refused_naming_the_part(
 
 
 async def test_openapi_document_at_a_stable_url_describes_the_query(stack: Stack) -> None:
-    async with httpx.AsyncClient(base_url=stack.dashboard) as client:
+    async with httpx.AsyncClient(base_url=stack.dashboard, timeout=30) as client:
         response = await client.get("/api/v1/openapi.json")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("application/json")

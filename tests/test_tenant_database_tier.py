@@ -105,7 +105,7 @@ async def _rows(warehouse: Warehouse, database: str, tenant_id: str) -> tuple[in
 
 
 async def _tenant_tables(warehouse: Warehouse, database: str) -> list[str]:
-    """Every table of a database with a tenant_id column: raw events, rollups, sessions, breakdowns."""
+    """Every table of a database with a tenant_id column: raw events, rollups, sessions."""
     result = await warehouse.run(
         warehouse.client.query,
         "SELECT DISTINCT c.table FROM system.columns AS c JOIN system.tables AS t "
@@ -162,12 +162,12 @@ async def test_a_tenant_moved_while_events_flow_is_counted_once_and_only_in_its_
     assert await _rows(warehouse, shared, stays.tenant_id) == (sent[stays.tenant_id],) * 2
     # Nowhere else: not in any shared table, and nobody else's in its database.
     left_in_shared = await _rows_per_table(warehouse, shared, "tenant_id = {t:String}", moves.tenant_id)
-    assert {"events", "stats_day", "sessions", "breakdowns_day"} <= set(left_in_shared)
+    assert {"events", "stats_day", "sessions", "traffic_day"} <= set(left_in_shared)
     assert set(left_in_shared.values()) == {0}, left_in_shared
     others = await _rows_per_table(warehouse, own, "tenant_id != {t:String}", moves.tenant_id)
     assert set(others.values()) == {0}, others
     theirs = await _rows_per_table(warehouse, own, "tenant_id = {t:String}", moves.tenant_id)
-    assert min(theirs["stats_day"], theirs["sessions"], theirs["breakdowns_day"]) > 0, theirs
+    assert min(theirs["stats_day"], theirs["sessions"], theirs["traffic_day"]) > 0, theirs
 
     # Running the command again changes nothing.
     again = await isolate(stack, moves)

@@ -39,7 +39,7 @@ async def test_another_tenants_site_is_not_found_on_every_api_route(stack: Stack
 async def test_another_tenants_site_is_not_found_on_pages_and_live_stream(stack: Stack, tier: Tier) -> None:
     owner, intruder = await stack.tenant("PageOwner"), await stack.tenant("PageIntruder")
     await put_on(stack, tier, owner, intruder)
-    async with httpx.AsyncClient(base_url=stack.dashboard) as browser:
+    async with httpx.AsyncClient(base_url=stack.dashboard, timeout=30) as browser:
         await login(browser, intruder.email, intruder.password)
         sites = await browser.get("/sites")
         assert intruder.site.id in sites.text
@@ -76,7 +76,7 @@ async def test_forged_or_stale_tokens_are_refused(stack: Stack, forge: object) -
     claims = jwt.decode(genuine, options={"verify_signature": False})
     kid = jwt.get_unverified_header(genuine)["kid"]
     token = forge(claims, key_material(stack.settings.secret_key, kid), kid)  # type: ignore[operator]
-    async with httpx.AsyncClient(base_url=stack.dashboard) as api:
+    async with httpx.AsyncClient(base_url=stack.dashboard, timeout=30) as api:
         response = await api.get(
             f"/api/v1/sites/{tenant.site.id}/aggregate", headers={"authorization": f"Bearer {token}"}
         )
@@ -101,7 +101,7 @@ async def test_each_tenant_reads_its_own_figures_only(stack: Stack, tier: Tier) 
 async def test_no_token_and_wrong_password_are_refused(stack: Stack, tier: Tier) -> None:
     tenant = await stack.tenant("NoToken")
     await put_on(stack, tier, tenant)
-    async with httpx.AsyncClient(base_url=stack.dashboard) as api:
+    async with httpx.AsyncClient(base_url=stack.dashboard, timeout=30) as api:
         assert (await api.get(f"/api/v1/sites/{tenant.site.id}/aggregate")).status_code == 401
         wrong = await api.post("/api/v1/token", json={"email": tenant.email, "password": "wrong password"})
         assert wrong.status_code == 401

@@ -20,7 +20,7 @@ import pytest
 from playwright.async_api import Browser, BrowserContext, Page
 
 from dashboard_client import login
-from stack import Stack
+from stack import Stack, Tenant
 from tracker_site import FIXTURES, ROOT, TrackerSite
 from visitor import USER_AGENT
 
@@ -390,7 +390,7 @@ async def test_snippets_from_the_dashboard_count_in_the_real_collector(
     stack: Stack, browsing: Browsing, browser: Browser
 ) -> None:
     tenant = await stack.tenant("Tracker")
-    latest, pinned = await _snippets(stack, tenant.email, tenant.password)
+    latest, pinned = await _snippets(stack, tenant)
     assert f'src="{stack.collector}/p.js"' in latest
 
     # Playwright's browser is automated, so the pages carry data-debug.
@@ -405,7 +405,7 @@ async def test_snippets_from_the_dashboard_count_in_the_real_collector(
 
 async def test_pinned_script_is_immutable_and_matches_its_integrity_hash(stack: Stack) -> None:
     tenant = await stack.tenant("Pinned")
-    _, pinned = await _snippets(stack, tenant.email, tenant.password)
+    _, pinned = await _snippets(stack, tenant)
     src = _attribute(pinned, "src")
     integrity = _attribute(pinned, "integrity")
     assert re.fullmatch(rf"{re.escape(stack.collector)}/p\.[0-9a-f]{{16}}\.js", src)
@@ -419,13 +419,14 @@ async def test_pinned_script_is_immutable_and_matches_its_integrity_hash(stack: 
     assert integrity == "sha384-" + base64.b64encode(hashlib.sha384(response.content).digest()).decode()
 
 
-async def _snippets(stack: Stack, email: str, password: str) -> tuple[str, str]:
-    """The two snippets exactly as the sites page shows them."""
-    async with httpx.AsyncClient(base_url=stack.dashboard, follow_redirects=True) as client:
-        await login(client, email, password)
-        page = (await client.get("/sites")).text
+async def _snippets(stack: Stack, tenant: Tenant) -> tuple[str, str]:
+    """The two snippets exactly as the site's install page shows them."""
+    async with httpx.AsyncClient(base_url=stack.dashboard, follow_redirects=True, timeout=30) as client:
+        await login(client, tenant.email, tenant.password)
+        page = (await client.get(f"/sites/{tenant.site.id}/install")).text
     latest, pinned = (
-        html.unescape(code) for code in re.findall(r'<pre class="snippet[^"]*"><code>(.*?)</code>', page)
+        html.unescape(re.findall(rf'<pre[^>]* id="snippet-{which}"><code>(.*?)</code>', page)[0])
+        for which in ("latest", "pinned")
     )
     return latest, pinned
 
