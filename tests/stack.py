@@ -69,7 +69,7 @@ class Stack:
         token = await self.token(tenant)
         names = tuple(expected)
         async with httpx.AsyncClient(
-            base_url=self.dashboard, headers={"authorization": f"Bearer {token}"}
+            base_url=self.dashboard, headers={"authorization": f"Bearer {token}"}, timeout=10
         ) as api:
 
             async def figures() -> dict[str, int]:

@@ -117,7 +117,7 @@ async def test_redis_down_the_dashboard_serves_live_figures_from_clickhouse_and_
     try:
         async with (
             serving(create_dashboard_app(resources), free_port()) as url,
-            httpx.AsyncClient(base_url=url, follow_redirects=True) as client,
+            httpx.AsyncClient(base_url=url, follow_redirects=True, timeout=30) as client,
         ):
             await login(client, tenant.email, tenant.password)
             pages = [await client.get(f"/sites/{tenant.site.id}") for _ in range(4)]

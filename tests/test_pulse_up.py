@@ -16,16 +16,37 @@ from up_process import UpProcess, login_from_banner
 from visitor import BROWSER
 
 
-def _pageviews(dashboard: str, email: str, password: str, site: str) -> int:
-    token = httpx.post(f"{dashboard}/api/v1/token", json={"email": email, "password": password}).json()[
-        "token"
-    ]
-    response = httpx.get(
-        f"{dashboard}/api/v1/sites/{site}/aggregate",
-        params={"period": "24h"},
-        headers={"authorization": f"Bearer {token}"},
+def _token(dashboard: str, email: str, password: str) -> str:
+    response = httpx.post(
+        f"{dashboard}/api/v1/token", json={"email": email, "password": password}, timeout=30
     )
+    response.raise_for_status()
+    return str(response.json()["token"])
+
+
+def _pageviews(dashboard: str, token: str, site: str) -> int | None:
+    """None when the read timed out: embedded chDB runs one statement at a time, so a read can
+    wait behind the worker's first inserts on a busy machine."""
+    try:
+        response = httpx.get(
+            f"{dashboard}/api/v1/sites/{site}/aggregate",
+            params={"period": "24h"},
+            headers={"authorization": f"Bearer {token}"},
+            timeout=10,
+        )
+    except httpx.TimeoutException:
+        return None
     return int(response.json()["pageviews"])
+
+
+def _await_pageviews(dashboard: str, email: str, password: str, site: str, expected: int) -> None:
+    token = _token(dashboard, email, password)
+    deadline = time.monotonic() + 60
+    seen = _pageviews(dashboard, token, site)
+    while seen != expected and time.monotonic() < deadline:
+        time.sleep(0.2)
+        seen = _pageviews(dashboard, token, site)
+    assert seen == expected
 
 
 def test_pulse_up_serves_counts_stops_cleanly_and_keeps_data(tmp_path: Path) -> None:
@@ -34,23 +55,25 @@ def test_pulse_up_serves_counts_stops_cleanly_and_keeps_data(tmp_path: Path) -> 
     home = tmp_path / "pulse-home"
 
     first = UpProcess(home, collector_port, dashboard_port)
-    assert f"dashboard  {dashboard}" in first.output
-    email, password, site = login_from_banner(first.output)
-    for i in range(50):
-        body = f'{{"s": "{site}", "u": "https://shop.example/page/{i}"}}'
-        assert httpx.post(f"{collector}/api/event", content=body, headers=BROWSER).status_code == 202
-    deadline = time.monotonic() + 30
-    while _pageviews(dashboard, email, password, site) != 50 and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert _pageviews(dashboard, email, password, site) == 50
-    code, rest = first.interrupt()
+    try:
+        assert f"dashboard  {dashboard}" in first.output
+        email, password, site = login_from_banner(first.output)
+        for i in range(50):
+            body = f'{{"s": "{site}", "u": "https://shop.example/page/{i}"}}'
+            assert (
+                httpx.post(f"{collector}/api/event", content=body, headers=BROWSER, timeout=30).status_code
+                == 202
+            )
+        _await_pageviews(dashboard, email, password, site, 50)
+    finally:
+        code, rest = first.interrupt()
     assert code == 0, rest
     assert "Stopped." in rest
 
     second = UpProcess(home, collector_port, dashboard_port)
     try:
         assert login_from_banner(second.output) == (email, password, site)
-        assert _pageviews(dashboard, email, password, site) == 50
+        _await_pageviews(dashboard, email, password, site, 50)
     finally:
         code, rest = second.interrupt()
     assert code == 0, rest

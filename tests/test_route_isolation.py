@@ -365,7 +365,7 @@ async def world(stack: Stack, request: pytest.FixtureRequest) -> World:
     async with httpx.AsyncClient(base_url=stack.dashboard, timeout=30) as client:
         exchanged = await client.post("/api/v1/token", json={"api_key": a_secret})
         assert exchanged.status_code == 200, exchanged.text
-        browser = httpx.AsyncClient(base_url=stack.dashboard)
+        browser = httpx.AsyncClient(base_url=stack.dashboard, timeout=30)
         await login(browser, a.email, a.password)
         session = browser.cookies.get("pulse_session")
         await browser.aclose()
@@ -394,10 +394,10 @@ async def world(stack: Stack, request: pytest.FixtureRequest) -> World:
 async def _send(w: World, probe: Probe, method: str) -> tuple[int, str]:
     base = w.stack.settings.collector_url if probe.collector else w.stack.dashboard
     if probe.credential == "session":
-        client = httpx.AsyncClient(base_url=base, cookies={"pulse_session": w.tokens["session"]})
+        client = httpx.AsyncClient(base_url=base, cookies={"pulse_session": w.tokens["session"]}, timeout=30)
     else:
         client = httpx.AsyncClient(
-            base_url=base, headers={"authorization": f"Bearer {w.tokens[probe.credential]}"}
+            base_url=base, headers={"authorization": f"Bearer {w.tokens[probe.credential]}"}, timeout=30
         )
     async with client:
         headers: dict[str, str] = {}
@@ -455,7 +455,7 @@ async def test_b_is_unchanged_after_every_attack(world: World) -> None:
     goal = await Goals(engine).get(b.tenant_id, world.b_goal)
     assert goal is not None
     assert goal.name.startswith("B goal")
-    async with httpx.AsyncClient(base_url=world.stack.dashboard) as client:
+    async with httpx.AsyncClient(base_url=world.stack.dashboard, timeout=30) as client:
         exchanged = await client.post("/api/v1/token", json={"api_key": world.b_key_secret})
     assert exchanged.status_code == 200, "B's key was revoked by an attack"
     members = await Members(engine).list(b.tenant_id)
@@ -484,7 +484,7 @@ async def test_a_key_without_stats_read_reads_nothing(world: World, method: str,
     _, secret = await ApiKeys(world.stack.engine).create(
         world.a.tenant_id, "writer", ["events:write"], "test"
     )
-    async with httpx.AsyncClient(base_url=world.stack.dashboard) as client:
+    async with httpx.AsyncClient(base_url=world.stack.dashboard, timeout=30) as client:
         token = (await client.post("/api/v1/token", json={"api_key": secret})).json()["token"]
         url = "/api/v1" + path.removeprefix("/api/v1").format(a=world.a.site.id)
         body = {"metrics": ["visitors"]} if method == "POST" else None

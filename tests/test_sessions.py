@@ -116,7 +116,7 @@ async def test_bounce_rate_duration_and_breakdowns_come_out_of_the_api_and_rollu
 
     token = await stack.token(tenant)
     async with httpx.AsyncClient(
-        base_url=stack.dashboard, headers={"authorization": f"Bearer {token}"}
+        base_url=stack.dashboard, headers={"authorization": f"Bearer {token}"}, timeout=30
     ) as api:
         aggregate = (await api.get(f"/api/v1/sites/{site}/aggregate", params={"period": "24h"})).json()
     assert aggregate["bounce_rate"] == round(2 / 3, 4)

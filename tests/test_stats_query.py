@@ -416,7 +416,7 @@ async def test_conversion_rate_needs_goals(stack: Stack) -> None:
     tenant = await stack.tenant("QueryNoGoals")
     token = await stack.token(tenant)
     async with httpx.AsyncClient(
-        base_url=stack.dashboard, headers={"authorization": f"Bearer {token}"}
+        base_url=stack.dashboard, headers={"authorization": f"Bearer {token}"}, timeout=30
     ) as api:
         response = await api.post(
             f"/api/v1/sites/{tenant.site.id}/query", json={"metrics": ["visitors", "conversion_rate"]}

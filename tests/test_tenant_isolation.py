@@ -27,7 +27,7 @@ async def test_another_tenants_site_is_not_found_on_every_api_route(stack: Stack
     await put_on(stack, tier, owner, intruder)
     token = await stack.token(intruder)
     async with httpx.AsyncClient(
-        base_url=stack.dashboard, headers={"authorization": f"Bearer {token}"}
+        base_url=stack.dashboard, headers={"authorization": f"Bearer {token}"}, timeout=30
     ) as api:
         for route in API_ROUTES:
             response = await api.get(f"/api/v1/sites/{owner.site.id}/{route}")

@@ -69,7 +69,7 @@ def test_a_beacon_trace_reaches_the_clickhouse_insert(tmp_path: Path, receiver: 
         body = f'{{"s": "{site}", "u": "https://traced.example/"}}'
         assert (
             httpx.post(
-                f"http://127.0.0.1:{collector_port}/api/event", content=body, headers=BROWSER
+                f"http://127.0.0.1:{collector_port}/api/event", content=body, headers=BROWSER, timeout=30
             ).status_code
             == 202
         )
