@@ -16,7 +16,6 @@ from typing import Any
 import msgspec
 import pytest
 
-from pulse.loadgen.history import History, insert_sql
 from pulse.oltp.accounts import Site
 from pulse.oltp.goals import Goals
 from pulse.stats.query import Metric, StatsQuery, check
@@ -27,6 +26,7 @@ from pulse.stats.rollup_plan import RollupPlan, plan
 from pulse.tenancy import TenantScope
 from pulse.warehouse.client import Warehouse
 from pulse.warehouse.reader import ScopedReader, SharedDatabase
+from seeded_history import insert_history
 from stack import Stack
 
 EVENTS = 20_000
@@ -53,19 +53,7 @@ async def seeded(stack: Stack) -> Seeded:
 
 
 async def _seed(stack: Stack, name: str, events: int) -> Seeded:
-    tenant = await stack.tenant(name)
-    warehouse = Warehouse(stack.settings.effective_clickhouse_url, stack.settings.clickhouse_database)
-    end = datetime.now(UTC)
-    history = History(
-        tenant_id=tenant.tenant_id,
-        site_id=tenant.site.id,
-        hostname="rollups.example",
-        events=events,
-        end=end,
-        days=DAYS,
-    )
-    sql, params = insert_sql(history)
-    await warehouse.run(warehouse.client.command, sql, parameters=params)
+    tenant, warehouse, end = await insert_history(stack, name, events, DAYS)
     reader = ScopedReader(warehouse, SharedDatabase(stack.settings.clickhouse_database))
     goals = Goals(stack.engine)
     return Seeded(

@@ -133,29 +133,49 @@ async def overview(queries: StatsQueries, scope: TenantScope, site: Site, ask: O
     # Tasks, not awaits: every query is under way before the first answer is waited for.
     current = asyncio.ensure_future(figures(period.current))
     now = asyncio.ensure_future(series)
-    panels = [asyncio.ensure_future(panel(queries, scope, site, ask, key, PANEL_ROWS)) for key in PANELS]
+    panels = asyncio.ensure_future(_panels(queries, scope, site, ask))
     previous = before = None
     if ask.compare:
         previous = asyncio.ensure_future(figures(period.previous_to_date))
         before = asyncio.ensure_future(
             _series(queries, scope, site, _query(ask, period.previous, chart_metrics, timeseries))
         )
-    await asyncio.gather(current, now, *panels, *(t for t in (previous, before) if t is not None))
+    await asyncio.gather(current, now, panels, *(t for t in (previous, before) if t is not None))
     return Overview(
         current=current.result(),
         previous=previous.result() if previous else None,
         series=_chart(period, now.result(), before.result() if before else None),
-        panels={p.result().key: p.result() for p in panels},
+        panels=panels.result(),
     )
 
 
 async def panel(
     queries: StatsQueries, scope: TenantScope, site: Site, ask: OverviewQuery, key: str, limit: int
 ) -> Panel:
+    if (missing := _unavailable(ask, key)) is not None:
+        return missing
+    return _panel(key, await queries.run(scope, site, panel_query(ask, key, limit)))
+
+
+async def _panels(
+    queries: StatsQueries, scope: TenantScope, site: Site, ask: OverviewQuery
+) -> dict[str, Panel]:
+    """Every panel of the page, read in one batch (StatsQueries.run_many)."""
+    missing = {key: found for key in PANELS if (found := _unavailable(ask, key)) is not None}
+    asked = [key for key in PANELS if key not in missing]
+    results = await queries.run_many(scope, site, [panel_query(ask, key, PANEL_ROWS) for key in asked])
+    answered = {key: _panel(key, result) for key, result in zip(asked, results, strict=True)}
+    return {key: missing.get(key) or answered[key] for key in PANELS}
+
+
+def _unavailable(ask: OverviewQuery, key: str) -> Panel | None:
     spec = PANELS[key]
     if spec.dimension == "goal" and not ask.has_goals:
         return Panel(key=key, spec=spec, rows=[], has_more=False, unavailable="This site has no goals yet.")
-    result = await queries.run(scope, site, panel_query(ask, key, limit))
+    return None
+
+
+def _panel(key: str, result: QueryResult) -> Panel:
     top = max((int(r.metrics[0]) for r in result.results), default=0)
     rows = [
         PanelRow(
@@ -166,7 +186,7 @@ async def panel(
         )
         for r in result.results
     ]
-    return Panel(key=key, spec=spec, rows=rows, has_more=result.meta.has_more)
+    return Panel(key=key, spec=PANELS[key], rows=rows, has_more=result.meta.has_more)
 
 
 def panel_query(ask: OverviewQuery, key: str, limit: int) -> StatsQuery:

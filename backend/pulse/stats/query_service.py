@@ -6,13 +6,15 @@ both answer in the same shape.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from pulse.oltp.accounts import Site
 from pulse.oltp.goals import Goal
-from pulse.stats.compile import compile_query
+from pulse.stats.breakdowns import Together, together
+from pulse.stats.compile import compile_breakdowns, compile_query
 from pulse.stats.conversions import uses_goals
 from pulse.stats.query import StatsQuery, ValidQuery, check
 from pulse.stats.query_result import QueryResult, shape
@@ -44,13 +46,53 @@ class StatsQueries:
         if site.tenant_id != scope.tenant_id:
             raise SiteNotFound(site.id)
         now = datetime.now(UTC)
-        valid = check(query, now, site.timezone)
+        return await self._answer(scope, site, check(query, now, site.timezone), now)
+
+    async def _answer(self, scope: TenantScope, site: Site, valid: ValidQuery, now: datetime) -> QueryResult:
         rollup = plan(valid, now) if self._rollups else None
         if rollup is not None:
             return shape(valid, await self._from_rollups(scope, site, valid, rollup), approximate=True)
         goals = await self._goals.list(scope.tenant_id, site.id) if uses_goals(valid) else []
         compiled = compile_query(valid, site.id, goals)
         return shape(valid, await self._reader.select(scope, compiled.query, compiled.params))
+
+    async def run_many(
+        self, scope: TenantScope, site: Site, queries: Sequence[StatsQuery]
+    ) -> list[QueryResult]:
+        """Each query's result, in order, as `run` answers it; breakdowns by session attributes
+        that raw events answer are read together where they can be (pulse.stats.breakdowns)."""
+        if site.tenant_id != scope.tenant_id:
+            raise SiteNotFound(site.id)
+        now = datetime.now(UTC)
+        valid = [check(q, now, site.timezone) for q in queries]
+        raw = [(i, v) for i, v in enumerate(valid) if not (self._rollups and plan(v, now))]
+        groups = together(raw)
+        grouped = {m.position for g in groups for m in g.members}
+        alone = [i for i in range(len(queries)) if i not in grouped]
+        read_together, read_alone = await asyncio.gather(
+            asyncio.gather(*(self._together(scope, site, g) for g in groups)),
+            asyncio.gather(*(self._answer(scope, site, valid[i], now) for i in alone)),
+        )
+        results = dict(zip(alone, read_alone, strict=True))
+        for answered in read_together:
+            results |= answered
+        return [results[i] for i in range(len(queries))]
+
+    async def _together(self, scope: TenantScope, site: Site, group: Together) -> dict[int, QueryResult]:
+        compiled = compile_breakdowns(
+            [m.dimension for m in group.members],
+            [n for n, m in enumerate(group.members) if m.no_empty],
+            group.shared,
+            site.id,
+        )
+        rows = await self._reader.select(scope, compiled.query, compiled.params)
+        by_breakdown: dict[int, list[Sequence[Any]]] = {n: [] for n in range(len(group.members))}
+        for breakdown, value, visitors, visits in rows:
+            by_breakdown[int(breakdown)].append((value, visitors, visits))
+        return {
+            m.position: shape(m.query, [row[: 1 + len(m.query.metrics)] for row in by_breakdown[n]])
+            for n, m in enumerate(group.members)
+        }
 
     async def _from_rollups(
         self, scope: TenantScope, site: Site, query: ValidQuery, rollup: RollupPlan

@@ -1,0 +1,141 @@
+"""Breakdowns by session attributes read together answer as each read alone (StatsQueries.run_many).
+
+The overview's panels by where visits came from and where they entered and left are read from
+raw events in one pass when a filter keeps them off the rollups. Every result must be the one the
+query gets by itself, row for row and figure for figure, whatever the filters; queries that cannot
+be read together still are read alone, in their place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import msgspec
+import pytest
+
+from pulse.oltp.goals import Goals
+from pulse.stats.query import StatsQuery
+from pulse.stats.query_service import StatsQueries
+from pulse.tenancy import TenantScope
+from pulse.warehouse.reader import ScopedQuery, ScopedReader, SharedDatabase
+from seeded_history import insert_history
+from stack import Stack, Tenant
+
+UTM = ["utm_source", "utm_medium", "utm_campaign"]
+
+
+class CountingReader(ScopedReader):
+    """The stack's real reader, noting which compiled query each read ran."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.read: list[str] = []
+
+    async def select(
+        self, scope: TenantScope, query: ScopedQuery, params: Mapping[str, Any]
+    ) -> Sequence[Sequence[Any]]:
+        self.read.append(query.name)
+        return await super().select(scope, query, params)
+
+
+class Seeded(msgspec.Struct):
+    tenant: Tenant
+    reader: CountingReader
+    queries: StatsQueries
+
+
+@pytest.fixture(scope="module")
+async def seeded(stack: Stack) -> Seeded:
+    tenant, warehouse, _ = await insert_history(stack, "Breakdowns", 8_000, 5)
+    reader = CountingReader(warehouse, SharedDatabase(stack.settings.clickhouse_database))
+    return Seeded(tenant, reader, StatsQueries(reader, Goals(stack.engine)))
+
+
+def _panels(filters: list[list[Any]], limit: int = 10) -> list[StatsQuery]:
+    """What the overview asks, in its order: one event breakdown among the session ones."""
+    fields: list[dict[str, Any]] = [
+        {"dimensions": ["channel"]},
+        {"dimensions": ["source"]},
+        {"dimensions": ["page"], "metrics": ["visitors", "pageviews"]},
+        {"dimensions": ["referrer"]},
+        *({"dimensions": [d], "filters": [[d, "is_not", [""]]]} for d in UTM),
+        {"dimensions": ["entry_page"], "metrics": ["visitors", "visits"]},
+        {"dimensions": ["exit_page"], "metrics": ["visitors", "visits"]},
+    ]
+    return [
+        msgspec.convert(
+            {
+                "metrics": ["visitors"],
+                "date_range": "7d",
+                "limit": limit,
+                **f,
+                "filters": [*filters, *f.get("filters", [])],
+            },
+            StatsQuery,
+        )
+        for f in fields
+    ]
+
+
+async def _alone_and_together(seeded: Seeded, queries: list[StatsQuery]) -> tuple[list[Any], list[Any]]:
+    scope = TenantScope.of_user(seeded.tenant.tenant_id, "test", "viewer")
+    site = seeded.tenant.site
+    alone = [await seeded.queries.run(scope, site, q) for q in queries]
+    seeded.reader.read.clear()
+    together = await seeded.queries.run_many(scope, site, queries)
+    return [msgspec.to_builtins(r) for r in alone], [msgspec.to_builtins(r) for r in together]
+
+
+@pytest.mark.parametrize(
+    "filters",
+    [
+        [["country", "is", ["DE"]]],
+        [["country", "is_not", ["US", "DE"]], ["device", "is", ["desktop"]]],
+        [["page", "contains", ["/docs"]]],
+        [["source", "is", ["Google"]]],
+        [["utm_source", "is", ["newsletter"]], ["browser", "matches", ["^Chr"]]],
+        [["entry_page", "is_not", ["/"]], ["country", "is", ["GB", "FR"]]],
+    ],
+)
+async def test_filtered_session_breakdowns_read_together_answer_as_alone(
+    seeded: Seeded, filters: list[list[Any]]
+) -> None:
+    alone, together = await _alone_and_together(seeded, _panels(filters))
+    assert together == alone
+    assert any(r["results"] for r in alone), "nothing to compare"
+    # One read for the eight session breakdowns; the page breakdown is read apart.
+    assert seeded.reader.read.count("stats_breakdowns") == 1
+    assert seeded.reader.read.count("stats_query") <= 1
+
+
+async def test_rows_past_the_limit_and_empty_values_are_as_alone(seeded: Seeded) -> None:
+    queries = _panels([["country", "is", ["US", "DE", "GB"]]], limit=2)
+    alone, together = await _alone_and_together(seeded, queries)
+    assert together == alone
+    assert all(r["meta"]["has_more"] for r in alone)
+    utm = [r for q, r in zip(queries, alone, strict=True) if q.dimensions[0] in UTM]
+    assert all("" not in [row["dimensions"][0] for row in r["results"]] for r in utm)
+    # Without the filter on its own value, a UTM breakdown's top row is the visits without a tag.
+    (untagged,) = _panels([["country", "is", ["US", "DE", "GB"]]])[4:5]
+    bare = msgspec.structs.replace(untagged, filters=untagged.filters[:1])
+    alone, together = await _alone_and_together(seeded, [bare, *queries[:2]])
+    assert together == alone
+    assert alone[0]["results"][0]["dimensions"] == [""]
+
+
+async def test_unfiltered_breakdowns_stay_on_the_rollups(seeded: Seeded) -> None:
+    alone, together = await _alone_and_together(seeded, _panels([]))
+    assert together == alone
+    assert all(r["meta"]["approximate"] for r in together)
+    assert "stats_breakdowns" not in seeded.reader.read
+
+
+async def test_breakdowns_that_differ_in_more_than_the_attribute_are_read_alone(seeded: Seeded) -> None:
+    germany, france = _panels([["country", "is", ["DE"]]]), _panels([["country", "is", ["FR"]]])
+    shifted = msgspec.structs.replace(germany[1], offset=1)
+    ordered = msgspec.structs.replace(germany[3], order_by=[("referrer", "asc")])
+    queries = [germany[0], france[1], shifted, ordered]
+    alone, together = await _alone_and_together(seeded, queries)
+    assert together == alone
+    assert seeded.reader.read.count("stats_breakdowns") == 0
