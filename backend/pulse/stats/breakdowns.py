@@ -1,8 +1,9 @@
-"""Which breakdowns by a session attribute can be read together (pulse.stats.compile.compile_breakdowns).
+"""Which breakdowns can be read together (pulse.stats.compile.compile_breakdowns).
 
 Read from raw events, each breakdown by where a visit came from or where it entered and left
-folds every session of the range; the overview shows eight of them. Those that differ only in
-the attribute (and in leaving out its value "") are read in one pass instead.
+folds every session of the range, and each by page, device, browser or OS scans the range's
+events; the overview shows twelve of them. Those of one kind (session or event attribute) that
+differ only in the attribute (and in leaving out its value "") are read in one pass instead.
 """
 
 from __future__ import annotations
@@ -12,7 +13,14 @@ from typing import NamedTuple
 
 import msgspec
 
-from pulse.stats.query import Condition, Dimension, ValidQuery
+from pulse.stats.query import Condition, Dimension, Metric, ValidQuery
+
+# The metrics each kind of breakdown can read together: a session's attributes are one row per
+# session, so visits count; an event's attributes are not, but their pageviews add up.
+TOGETHER: dict[str, tuple[tuple[Metric, ...], ...]] = {
+    "session": (("visitors",), ("visitors", "visits")),
+    "event": (("visitors",), ("visitors", "pageviews")),
+}
 
 
 class Member(NamedTuple):
@@ -38,6 +46,7 @@ def together(queries: Sequence[tuple[int, ValidQuery]]) -> list[Together]:
         if member is not None:
             shared = _shared(member)
             key = (
+                member.dimension.kind,
                 tuple((f.dimension, f.op, f.values) for f in shared),
                 query.interval,
                 query.timezone,
@@ -52,12 +61,12 @@ def together(queries: Sequence[tuple[int, ValidQuery]]) -> list[Together]:
 
 
 def _member(index: int, query: ValidQuery) -> Member | None:
-    """The query as a member, if it is one breakdown by a session attribute that reads visitors
-    (and visits), in the default order, from the first row, without goal filters."""
+    """The query as a member, if it is one breakdown by a session or event attribute that reads
+    metrics of TOGETHER, in the default order, from the first row, without goal filters."""
     if len(query.dimensions) != 1 or query.offset != 0:
         return None
     (dimension,) = query.dimensions
-    if dimension.kind != "session" or query.metrics not in (("visitors",), ("visitors", "visits")):
+    if query.metrics not in TOGETHER.get(dimension.kind, ()):
         return None
     if query.order != (("visitors", "desc"), (dimension.name, "asc")):
         return None

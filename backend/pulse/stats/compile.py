@@ -202,39 +202,44 @@ LIMIT {bind(query.limit + 1, "UInt32")} OFFSET {bind(query.offset, "UInt64")}"""
 def compile_breakdowns(
     dimensions: Sequence[Dimension], no_empty: Sequence[int], query: ValidQuery, site_id: str
 ) -> Compiled:
-    """Visitors and visits by each of several session attributes, in one pass over the sessions.
+    """Visitors, and visits or pageviews, by each of several attributes, in one pass.
 
     Each breakdown reads as compile_query's would for `query` with that one dimension and the
-    metrics visitors and visits, ordered by visitors (descending) then value, `query.limit` + 1
-    rows. A session has one value of each attribute, so the inner query keeps one row per session
-    and the outer one groups those rows by each attribute apart; apart, every breakdown would fold
-    every session of the range again. Breakdowns named in `no_empty` leave out the value "" (as a
-    filter `is_not [""]` on their own attribute would). `query`'s filters hold for all, goal
-    filters excepted (compile_query answers those). A row: breakdown index, value, visitors, visits.
+    metrics visitors and visits (session attributes) or visitors and pageviews (event
+    attributes), ordered by visitors (descending) then value, `query.limit` + 1 rows. The inner
+    query keeps one row per session and combination of the attributes, and the outer one groups
+    those rows by each attribute apart: visitors are the same distinct visitors, pageviews add up
+    to the same sums, and as a session has one value of each of its own attributes, its rows count
+    its visits. Apart, every breakdown would fold every session of the range (or scan its events)
+    again. Breakdowns named in `no_empty` leave out the value "" (as a filter `is_not [""]` on
+    their own attribute would). `query`'s filters hold for all, goal filters excepted
+    (compile_query answers those). A row: breakdown index, value, visitors, visits or pageviews.
     """
-    if any(d.kind != "session" for d in dimensions) or any(f.dimension.kind == "goal" for f in query.filters):
-        raise ValueError("only breakdowns by session attributes, without goal filters, are read together")
+    kinds = {d.kind for d in dimensions}
+    if kinds not in ({"session"}, {"event"}) or any(f.dimension.kind == "goal" for f in query.filters):
+        raise ValueError("only breakdowns by attributes of one kind, without goal filters, are read together")
     bind = Binder(site_id, query.interval.start, query.interval.end, query.timezone)
     aliased = [(f"dim_{i}", d) for i, d in enumerate(dimensions)]
     which = ", ".join(f"grouping({alias}) = 0, {i}" for i, (alias, _) in enumerate(aliased[:-1]))
     last = len(aliased) - 1
+    extra = "count()" if kinds == {"session"} else "sum(group_pageviews)"
     grouping = _Grouping(
         dimensions=aliased,
         filters=list(query.filters),
-        columns=[_VISITOR],
+        columns=[_VISITOR] if kinds == {"session"} else [_VISITOR, _PAGEVIEWS],
         figures=[
             f"multiIf({which}, {last}) AS breakdown" if which else "0 AS breakdown",
             "uniqExact(visitor) AS visitors",
-            "count() AS visits",
+            f"{extra} AS extra",
         ],
         apart=True,
     )
-    value = ", ".join(f"breakdown = {i}, {alias}" for i, (alias, _) in enumerate(aliased[:-1]))
+    value = ", ".join(f"breakdown = {i}, toString({alias})" for i, (alias, _) in enumerate(aliased[:-1]))
     sql = f"""SELECT
     breakdown,
-    {f"multiIf({value}, {aliased[-1][0]})" if value else aliased[-1][0]} AS value,
+    {f"multiIf({value}, toString({aliased[-1][0]}))" if value else f"toString({aliased[-1][0]})"} AS value,
     visitors,
-    visits
+    extra
 FROM (
 {_render(grouping, bind)}
 ) AS grouped

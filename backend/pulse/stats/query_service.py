@@ -59,8 +59,8 @@ class StatsQueries:
     async def run_many(
         self, scope: TenantScope, site: Site, queries: Sequence[StatsQuery]
     ) -> list[QueryResult]:
-        """Each query's result, in order, as `run` answers it; breakdowns by session attributes
-        that raw events answer are read together where they can be (pulse.stats.breakdowns)."""
+        """Each query's result, in order, as `run` answers it; breakdowns that raw events answer
+        are read together where they can be (pulse.stats.breakdowns)."""
         if site.tenant_id != scope.tenant_id:
             raise SiteNotFound(site.id)
         now = datetime.now(UTC)
@@ -87,8 +87,8 @@ class StatsQueries:
         )
         rows = await self._reader.select(scope, compiled.query, compiled.params)
         by_breakdown: dict[int, list[Sequence[Any]]] = {n: [] for n in range(len(group.members))}
-        for breakdown, value, visitors, visits in rows:
-            by_breakdown[int(breakdown)].append((value, visitors, visits))
+        for breakdown, value, visitors, extra in rows:
+            by_breakdown[int(breakdown)].append((value, visitors, extra))
         return {
             m.position: shape(m.query, [row[: 1 + len(m.query.metrics)] for row in by_breakdown[n]])
             for n, m in enumerate(group.members)
