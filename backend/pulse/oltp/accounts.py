@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pulse.oltp.passwords import hash_password, needs_rehash, verify_password
-from pulse.oltp.text_checks import has_control_characters
+from pulse.oltp.text_checks import has_control_characters, line_refusal
 from pulse.tenancy import Role
 
 ROLES: tuple[Role, ...] = get_args(Role)
@@ -409,12 +409,8 @@ def _checked_retention(days: int) -> int:
 
 def _checked_text(value: str, field: str) -> str:
     value = value.strip()
-    if not value:
-        raise ValueError(f"{field} must not be empty")
-    if len(value) > MAX_NAME_LENGTH:
-        raise ValueError(f"{field} must be at most {MAX_NAME_LENGTH} characters")
-    if has_control_characters(value):
-        raise ValueError(f"{field} must not contain control characters")
+    if (reason := line_refusal(value, MAX_NAME_LENGTH)) is not None:
+        raise ValueError(f"{field} {reason}")
     return value
 
 

@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pulse.auth.ttl_cache import TtlCache
-from pulse.oltp.text_checks import has_control_characters, secret_digest
+from pulse.oltp.text_checks import line_refusal, secret_digest
 from pulse.tenancy import KEY_PERMISSIONS, PERMISSIONS, Permission
 
 KEY_PREFIX = "pulse"
@@ -180,12 +180,8 @@ class ApiKeys:
 
 def checked_name(name: str) -> str:
     name = name.strip()
-    if not name:
-        raise ValueError("name must not be empty")
-    if len(name) > MAX_NAME_LENGTH:
-        raise ValueError(f"name must be at most {MAX_NAME_LENGTH} characters")
-    if has_control_characters(name):
-        raise ValueError("name must not contain control characters")
+    if (reason := line_refusal(name, MAX_NAME_LENGTH)) is not None:
+        raise ValueError(f"name {reason}")
     return name
 
 

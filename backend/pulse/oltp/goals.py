@@ -27,7 +27,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pulse.oltp.accounts import SITES, FieldRefused, tenant_has_site
-from pulse.oltp.text_checks import has_control_characters
+from pulse.oltp.text_checks import has_control_characters, line_refusal
 
 GoalKind = Literal["page", "event"]
 GOAL_KINDS: tuple[GoalKind, ...] = get_args(GoalKind)
@@ -191,12 +191,8 @@ class Goals:
 
 def checked_name(name: str) -> str:
     name = name.strip()
-    if not name:
-        raise InvalidGoal("name", "must not be empty")
-    if len(name) > MAX_GOAL_NAME_LENGTH:
-        raise InvalidGoal("name", f"must be at most {MAX_GOAL_NAME_LENGTH} characters")
-    if has_control_characters(name):
-        raise InvalidGoal("name", "must not contain control characters")
+    if (reason := line_refusal(name, MAX_GOAL_NAME_LENGTH)) is not None:
+        raise InvalidGoal("name", reason)
     return name
 
 

@@ -36,7 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from pulse.oltp.accounts import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, SITES, FieldRefused, tenant_has_site
 from pulse.oltp.goals import UnknownSite
 from pulse.oltp.passwords import hash_password, verify_password
-from pulse.oltp.text_checks import has_control_characters, secret_digest
+from pulse.oltp.text_checks import line_refusal, secret_digest
 
 TOKEN_BYTES = 32
 MAX_LABEL_LENGTH = 100
@@ -228,12 +228,8 @@ class ShareLinks:
 
 def checked_label(label: str) -> str:
     label = label.strip()
-    if not label:
-        raise InvalidShareLink("label", "must not be empty")
-    if len(label) > MAX_LABEL_LENGTH:
-        raise InvalidShareLink("label", f"must be at most {MAX_LABEL_LENGTH} characters")
-    if has_control_characters(label):
-        raise InvalidShareLink("label", "must not contain control characters")
+    if (reason := line_refusal(label, MAX_LABEL_LENGTH)) is not None:
+        raise InvalidShareLink("label", reason)
     return label
 
 
