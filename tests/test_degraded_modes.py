@@ -27,6 +27,7 @@ from pulse.breaker import CircuitBreaker, DependencyDown
 from pulse.dashboard.app import create_dashboard_app
 from pulse.embedded.services import free_port
 from pulse.live.keys import tick_channel
+from pulse.oltp.share_links import ShareLinks
 from pulse.resources import Resources
 from pulse.warehouse.client import Warehouse
 from stack import Stack, serving
@@ -227,6 +228,7 @@ async def test_dashboard_started_without_clickhouse_streams_live_views_and_answe
     stack: Stack,
 ) -> None:
     tenant = await stack.tenant("LateClickHouse")
+    _, share_token = await ShareLinks(stack.engine).create(tenant.tenant_id, tenant.site.id, "Public")
     # Nothing listens on this port: ClickHouse is not there when the dashboard starts.
     settings = msgspec.structs.replace(stack.settings, clickhouse_url=f"http://127.0.0.1:{free_port()}")
     resources = Resources(settings)
@@ -245,6 +247,8 @@ async def test_dashboard_started_without_clickhouse_streams_live_views_and_answe
             # A process that only streamed never opened a connection to ClickHouse.
             streamed_only = resources.warehouse.client.connected
             page = await client.get(f"/sites/{tenant.site.id}")
+            shared = await client.get(f"/share/{share_token}/")
+            shared_part = await client.get(f"/share/{share_token}/", headers={"hx-request": "true"})
     finally:
         await redis.aclose()
         await resources.close()
@@ -252,3 +256,8 @@ async def test_dashboard_started_without_clickhouse_streams_live_views_and_answe
     assert not streamed_only
     assert page.status_code == 503
     assert "Figures unavailable right now" in page.text
+    # A share link's viewers get the same notice, and its htmx refresh a part it can swap in.
+    assert shared.status_code == 503
+    assert "Figures unavailable right now" in shared.text
+    assert shared_part.status_code == 200
+    assert "Figures unavailable right now" in shared_part.text

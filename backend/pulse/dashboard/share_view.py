@@ -20,8 +20,8 @@ from litestar.response import Redirect, Stream, Template
 
 from pulse.dashboard.live import event_stream
 from pulse.dashboard.live_figures import LiveSource
-from pulse.dashboard.overview_pages import Overviews, provide_overviews, request_params, wants_partial
-from pulse.dashboard.overview_view import ParamError
+from pulse.dashboard.overview_pages import Overviews, provide_overviews, render_page, request_params
+from pulse.dashboard.overview_view import OverviewParams, ParamError
 from pulse.dashboard.page_errors import PAGE_ERRORS, ShareNotFound
 from pulse.dashboard.rate_limit import LoginThrottle
 from pulse.dashboard.share_unlock import UNLOCK_COOKIE, ShareUnlock, share_path
@@ -29,7 +29,6 @@ from pulse.live.hub import TickHub
 from pulse.oltp.accounts import MAX_PASSWORD_LENGTH, Site
 from pulse.oltp.share_links import OpenLink, ShareLink, ShareLinks
 from pulse.stats.service import SiteNotFound, StatsService
-from pulse.telemetry.metrics import Metrics
 from pulse.tenancy import TenantScope
 
 
@@ -118,15 +117,6 @@ def _with_query(path: str, query: str) -> str:
     return f"{path}?{query}" if query else path
 
 
-def _refused(request: Request[Any, Any, State], shared: Shared, message: str) -> Template:
-    partial = wants_partial(request)
-    return Template(
-        "_overview.html" if partial else "overview.html",
-        context={"site": shared.site, "error": message, "base": share_path(shared.token), "share": True},
-        status_code=200 if partial else 400,
-    )
-
-
 class ShareView(Controller):
     path = "/share/{token:str}"
     dependencies = {"overviews": Provide(provide_overviews, sync_to_thread=False)}
@@ -150,14 +140,12 @@ class ShareView(Controller):
             shared = await admitted(request, token, share_links, share_unlock, stats)
         except ShareLocked:
             return _password_form(request, token)
-        try:
+
+        async def build(params: OverviewParams) -> dict[str, Any]:
             figures = await live.figures(shared.scope, shared.site.id)
-            context = await overviews.context(
-                shared.scope, shared.site, request_params(request), share_token=token, live=figures
-            )
-        except ParamError as exc:
-            return _refused(request, shared, str(exc))
-        return Template("_overview.html" if wants_partial(request) else "overview.html", context=context)
+            return await overviews.context(shared.scope, shared.site, params, share_token=token, live=figures)
+
+        return await render_page(request, build, site=shared.site, base=share_path(token), tenant=None)
 
     @get("/panels/{panel:str}", dependencies={"shared": Provide(provide_shared)})
     async def panel(
@@ -167,13 +155,13 @@ class ShareView(Controller):
         shared: NamedDependency[Shared],
         overviews: NamedDependency[Overviews],
     ) -> Template:
-        try:
-            context = await overviews.panel_context(
-                shared.scope, shared.site, request_params(request), panel, share_token=shared.token
+
+        async def build(params: OverviewParams) -> dict[str, Any]:
+            return await overviews.panel_context(
+                shared.scope, shared.site, params, panel, share_token=shared.token
             )
-        except ParamError as exc:
-            return _refused(request, shared, str(exc))
-        return Template("_overview.html" if wants_partial(request) else "overview.html", context=context)
+
+        return await render_page(request, build, site=shared.site, base=share_path(shared.token), tenant=None)
 
     @get("/export/{file:str}", dependencies={"shared": Provide(provide_shared)})
     async def export(
@@ -196,7 +184,6 @@ class ShareView(Controller):
         self,
         shared: NamedDependency[Shared],
         hub: NamedDependency[TickHub],
-        metrics: NamedDependency[Metrics],
     ) -> Stream:
         # The link's site's ticks only: the channel is named by the share scope's tenant and site.
         return event_stream(hub, shared.scope, shared.site.id)
