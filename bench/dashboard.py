@@ -49,6 +49,7 @@ from freshness import percentile
 from harness import embedded_valkey, start_server, stop_server
 from pulse.embedded.services import free_port
 from pulse.settings import REPO_ROOT
+from seed_events import Seeded
 
 EVENTS = int(os.environ.get("BENCH_EVENTS", "10000000"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "20"))
@@ -62,19 +63,6 @@ TARGET_PAGE_MS = 150.0
 TARGET_PANEL_MS = 50.0
 CSRF = re.compile(r'name="_csrf_token" value="([^"]+)"')
 BENCH = Path(__file__).resolve().parent
-
-
-class Seeded(msgspec.Struct, frozen=True):
-    home: str
-    tenant_id: str
-    site_id: str
-    timezone: str
-    email: str
-    password: str
-    events: int
-    end: datetime
-    insert_s: float
-    merge_s: float
 
 
 def main() -> None:
