@@ -9,7 +9,9 @@ In order, each step safe to run again:
    its rollups, sessions and consumed offsets from them. The tenant's figures from before the move
    appear as this copy lands;
 4. delete from the shared `events` the rows copied, and, once none of the tenant's are left there,
-   the tenant's rows from every table the shared views fill (rollups, sessions, breakdowns).
+   the tenant's rows from every table the shared views fill (rollups, sessions, breakdowns) and
+   from the folds the stats engine keeps (READ_PATH_TABLES), which it makes again in the tenant's
+   database when they are next asked for.
 
 A row is the same row in both databases when its Kafka position and event id are: the copy leaves
 out those already copied and the delete takes only those copied, so a run cut short and run again
@@ -36,6 +38,8 @@ from pulse.warehouse.migrate import apply_to_database
 ROUTING_MARGIN_S = 2.0
 # Rounds of copying rows that kept arriving in the shared database after the wait, before giving up.
 MAX_ROUNDS = 5
+# Written by the stats engine rather than by views (pulse.stats.visit_days): not in `projections`.
+READ_PATH_TABLES = ("visit_days", "visit_rows")
 
 _NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
 _RESERVED = frozenset({"default", "system", "information_schema"})
@@ -132,7 +136,7 @@ async def isolate_tenant(
 
     removed = {"events": deleted_events}
     if not left:
-        for table in shared_tables:
+        for table in [*shared_tables, *READ_PATH_TABLES]:
             where = "tenant_id = {tenant:String}"
             removed[table] = await moved.count(f"{{shared:Identifier}}.{table}", where)
             progress(f"deleting {removed[table]} rows of {warehouse.database}.{table}")

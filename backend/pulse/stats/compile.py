@@ -49,7 +49,7 @@ from pulse.stats.conversions import completed_goals, counted_goals, uses_goals
 from pulse.stats.query import SESSION_DIMENSIONS, Condition, Dimension, ValidQuery
 from pulse.warehouse.reader import ScopedQuery
 
-_IN_RANGE = [
+IN_RANGE = [
     "tenant_id = {tenant_id:String}",
     "site_id = {site_id:String}",
     "ts >= {start:DateTime64(3, 'UTC')}",
@@ -76,6 +76,13 @@ _SESSION_ATTRIBUTES = _PAGES | {
     column: f"argMinIf(toString({column}), ts, name != 'engagement')"
     for column in SESSION_DIMENSIONS
     if column not in _PAGES
+}
+# The event attributes that are also the visit's (pulse.stats.query.EVENT_DIMENSIONS): its first
+# event's, which is every event's.
+VISIT_CONSTANT = ("country", "device", "browser", "browser_version", "os", "os_version")
+# A visit's attributes over its events, by column: what visit_rows holds (pulse.stats.visit_days).
+VISIT_ATTRIBUTES = _SESSION_ATTRIBUTES | {
+    column: f"argMinIf(toString({column}), ts, name != 'engagement')" for column in VISIT_CONSTANT
 }
 
 
@@ -220,33 +227,52 @@ def compile_breakdowns(
         raise ValueError("only breakdowns by attributes of one kind, without goal filters, are read together")
     bind = Binder(site_id, query.interval.start, query.interval.end, query.timezone)
     aliased = [(f"dim_{i}", d) for i, d in enumerate(dimensions)]
-    which = ", ".join(f"grouping({alias}) = 0, {i}" for i, (alias, _) in enumerate(aliased[:-1]))
-    last = len(aliased) - 1
     extra = "count()" if kinds == {"session"} else "sum(group_pageviews)"
     grouping = _Grouping(
         dimensions=aliased,
         filters=list(query.filters),
         columns=[_VISITOR] if kinds == {"session"} else [_VISITOR, _PAGEVIEWS],
         figures=[
-            f"multiIf({which}, {last}) AS breakdown" if which else "0 AS breakdown",
+            breakdown_index([alias for alias, _ in aliased]),
             "uniqExact(visitor) AS visitors",
             f"{extra} AS extra",
         ],
         apart=True,
     )
-    value = ", ".join(f"breakdown = {i}, toString({alias})" for i, (alias, _) in enumerate(aliased[:-1]))
-    sql = f"""SELECT
+    sql = apart_rows(
+        [alias for alias, _ in aliased], _render(grouping, bind), ["extra"], no_empty, query, bind
+    )
+    return Compiled(query=ScopedQuery("stats_breakdowns", sql), params=bind.params)
+
+
+def breakdown_index(aliases: Sequence[str]) -> str:
+    """A GROUPING SETS query's figure `breakdown`: the index of the alias its row is grouped by."""
+    which = ", ".join(f"grouping({alias}) = 0, {i}" for i, alias in enumerate(aliases[:-1]))
+    return f"multiIf({which}, {len(aliases) - 1}) AS breakdown" if which else "0 AS breakdown"
+
+
+def apart_rows(
+    aliases: Sequence[str],
+    grouped: str,
+    figures: Sequence[str],
+    no_empty: Sequence[int],
+    query: ValidQuery,
+    bind: Binder,
+) -> str:
+    """The rows of `grouped`, a GROUPING SETS query by each of `aliases` apart with the figures
+    breakdown (breakdown_index), visitors and `figures`: breakdown, value, visitors, `figures`, the
+    top `query.limit` + 1 rows of each breakdown by visitors, those in `no_empty` without the value ''."""
+    value = ", ".join(f"breakdown = {i}, toString({alias})" for i, alias in enumerate(aliases[:-1]))
+    return f"""SELECT
     breakdown,
-    {f"multiIf({value}, toString({aliased[-1][0]}))" if value else f"toString({aliased[-1][0]})"} AS value,
-    visitors,
-    extra
+    {f"multiIf({value}, toString({aliases[-1]}))" if value else f"toString({aliases[-1]})"} AS value,
+    {_list(["visitors", *figures], 4)}
 FROM (
-{_render(grouping, bind)}
+{grouped}
 ) AS grouped
 WHERE NOT (has({bind(list(no_empty), "Array(UInt8)")}, breakdown) AND value = '')
 ORDER BY breakdown ASC, visitors DESC, value ASC
 LIMIT {bind(query.limit + 1, "UInt32")} BY breakdown"""  # noqa: S608 - names from the tables above, values bound
-    return Compiled(query=ScopedQuery("stats_breakdowns", sql), params=bind.params)
 
 
 def _render(g: _Grouping, bind: Binder) -> str:
@@ -256,7 +282,7 @@ def _render(g: _Grouping, bind: Binder) -> str:
         *(f"{_expression(d, bind)} AS {alias}" for alias, d in g.dimensions),
         *g.columns,
     ]
-    where = [*_IN_RANGE, "name != 'engagement'"]
+    where = [*IN_RANGE, "name != 'engagement'"]
     where += [
         condition(_expression(f.dimension, bind), f, bind) for f in g.filters if f.dimension.kind != "session"
     ]
@@ -303,7 +329,7 @@ def _sessions(attributes: list[str], having: list[str]) -> str:
         SELECT
             {_list(columns, 12)}
         FROM {{db:Identifier}}.events
-        WHERE {_list(_IN_RANGE, 10, " AND ")}
+        WHERE {_list(IN_RANGE, 10, " AND ")}
         GROUP BY session_id{kept}
     ) AS sessions"""  # noqa: S608 - names from the tables above, `having` holds bound placeholders only
 

@@ -159,7 +159,7 @@ def plan(query: ValidQuery, now: datetime) -> RollupPlan | None:
     if grain == "minute":
         return None
     interval = query.interval
-    if table in BY_VISIT and (times or not _at_midnight_utc(interval.start)):
+    if table in BY_VISIT and (times or not at_midnight_utc(interval.start)):
         return None
     offsets = _offsets(ZoneInfo(query.timezone), interval)
     if grain is not None and any(offset % _HOUR for offset in offsets):
@@ -177,6 +177,13 @@ def plan(query: ValidQuery, now: datetime) -> RollupPlan | None:
 
 
 def _by_day(found: RollupPlan, interval: Interval, now: datetime) -> RollupPlan:
+    closed, live = split_days(interval, now)
+    return msgspec.structs.replace(found, closed=closed, live=live)
+
+
+def split_days(interval: Interval, now: datetime) -> tuple[tuple[date, ...], tuple[date, ...]]:
+    """The UTC days of an interval from a midnight UTC that are over (whole and settled), and the
+    others begun by `now`."""
     closed: list[date] = []
     live: list[date] = []
     day = interval.start
@@ -184,7 +191,7 @@ def _by_day(found: RollupPlan, interval: Interval, now: datetime) -> RollupPlan:
         whole = day + _DAY <= interval.end
         (closed if whole and day + _DAY + SETTLED <= now else live).append(day.date())
         day += _DAY
-    return msgspec.structs.replace(found, closed=tuple(closed), live=tuple(live))
+    return tuple(closed), tuple(live)
 
 
 def _pruned(found: RollupPlan, query: ValidQuery) -> RollupPlan:
@@ -240,7 +247,7 @@ def _offsets(tz: ZoneInfo, interval: Interval) -> set[timedelta]:
     return seen
 
 
-def _at_midnight_utc(at: datetime) -> bool:
+def at_midnight_utc(at: datetime) -> bool:
     return _floor(at, _DAY) == at
 
 

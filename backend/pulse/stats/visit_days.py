@@ -3,13 +3,15 @@
 Bounce rate, visit duration and exit pages need each visit whole, which no view sees. A UTC day
 that is over holds only whole visits (they end at midnight UTC), so its visits are folded once:
 every visit (dimension '') with its bounce and duration, and the visits by exit page, with a
-sketch of their visitors. A fold is used while it matches day_versions, the day's events as their
+sketch of their visitors; and every visit as a row of visit_rows (pulse.stats.visit_rows), marked
+done by a 'visit_rows' row summing them. A fold is used while it matches day_versions, the day's events as their
 view last summed them: its version, and the pageviews, events and engagement of the sessions it
 was folded from. An event arriving late, a replay, or a fold made while the sessions table was
 still behind its events leaves the day unmatched, and it is folded again when next asked for.
 
-Writing is the read path's: the first query over a day folds it (from the sessions table, about
-as costly as reading the day visit by visit once), later ones read a few rows. Two readers
+Writing is the read path's: the first query over a day folds it (from the sessions table and
+from raw events, about as costly as reading the day visit by visit twice), later ones read the
+folds. Two readers
 folding the same day write the same rows, which the table's ReplacingMergeTree collapses and
 reads FINAL see once.
 """
@@ -20,17 +22,19 @@ import time
 from collections.abc import Mapping, Sequence
 from datetime import date
 
-from pulse.stats.rollup_plan import RollupPlan
+from pulse.stats.compile import VISIT_ATTRIBUTES
+from pulse.stats.visit_rows import FIGURES, folded
 from pulse.tenancy import TenantScope
 from pulse.warehouse.reader import ScopedQuery, ScopedReader
 
 _SCOPE = "tenant_id = {tenant_id:String} AND site_id = {site_id:String}"
 
-# Per day asked for: its version, and whether visit_days holds a fold of it that matches.
+# Per day asked for: its version, and whether visit_days holds a fold of it that matches, both
+# its '' row (the sessions folded) and its 'visit_rows' marker (visit_rows written).
 VERSIONS = ScopedQuery(
     "visit_days_versions",
     f"""
-SELECT v.day, v.version, f.day = v.day
+SELECT v.day, v.version, f.day = v.day AND f.markers = 2
 FROM (
     SELECT day, sum(version) AS version, sum(pageviews) AS pageviews, sum(events) AS events,
         sum(engagement_ms) AS engagement_ms
@@ -39,9 +43,10 @@ FROM (
     GROUP BY day
 ) AS v
 LEFT JOIN (
-    SELECT day, version, pageviews, events, engagement_ms
+    SELECT day, version, pageviews, events, engagement_ms, count() AS markers
     FROM {{db:Identifier}}.visit_days FINAL
-    WHERE {_SCOPE} AND dimension = '' AND value = '' AND day IN {{days:Array(Date)}}
+    WHERE {_SCOPE} AND dimension IN ('', 'visit_rows') AND value = '' AND day IN {{days:Array(Date)}}
+    GROUP BY day, version, pageviews, events, engagement_ms
 ) AS f
 ON f.day = v.day AND f.version = v.version AND f.pageviews = v.pageviews AND f.events = v.events
     AND f.engagement_ms = v.engagement_ms
@@ -91,6 +96,59 @@ HAVING dimension = '' OR countIf(events > 0) > 0
 )
 
 
+_ROW_COLUMNS = [*FIGURES, *VISIT_ATTRIBUTES]
+
+# One day's visits as rows, from raw events (a visit ends at midnight UTC, so each is whole), stamped
+# with the day's version read before folding, like FOLD.
+FOLD_ROWS = ScopedQuery(
+    "visit_rows_fold",
+    f"""
+INSERT INTO {{db:Identifier}}.visit_rows
+    (tenant_id, site_id, day, version, session_id, {", ".join(_ROW_COLUMNS)}, retention_days)
+SELECT
+    tenant_id,
+    site_id,
+    toDate(ts) AS day,
+    {{version:UInt64}},
+    session_id,
+    {", ".join(folded(_ROW_COLUMNS))},
+    max(retention_days)
+FROM {{db:Identifier}}.events
+WHERE {_SCOPE} AND toDate(ts) = {{day:Date}} AND session_id != 0
+GROUP BY tenant_id, site_id, day, session_id
+""",  # noqa: S608 - names from fixed tables
+)
+
+# The days' visit_rows summed into visit_days' 'visit_rows' marker, which VERSIONS compares with
+# day_versions: a fold cut short, or made while events still arrived, leaves it unmatched.
+MARK_ROWS = ScopedQuery(
+    "visit_rows_mark",
+    f"""
+INSERT INTO {{db:Identifier}}.visit_days
+    (tenant_id, site_id, dimension, value, day, version, visits, bounces, duration_ms, pageviews, events,
+     engagement_ms, visitors)
+SELECT
+    tenant_id,
+    site_id,
+    'visit_rows',
+    '',
+    day,
+    version,
+    countIf(events > 0),
+    countIf(events > 0 AND pageviews <= 1),
+    sumIf(duration_ms, events > 0),
+    sum(pageviews),
+    sum(events),
+    sum(engagement_ms),
+    uniqCombinedStateIf(13)(visitor_id, events > 0)
+FROM {{db:Identifier}}.visit_rows FINAL
+WHERE {_SCOPE} AND day IN {{days:Array(Date)}}
+    AND version = transform(day, {{days:Array(Date)}}, {{versions:Array(UInt64)}}, toUInt64(0))
+GROUP BY tenant_id, site_id, day, version
+""",  # noqa: S608 - fixed text
+)
+
+
 class FoldedDays:
     """Which days' folds are in use, as last checked: a page asks for the same days several times
     (its cards, its exit pages), and a past day changes only with a late event or a replay, which
@@ -101,15 +159,16 @@ class FoldedDays:
         self._cache_s = cache_s
         self._checked: dict[tuple[str, str, tuple[date, ...]], tuple[float, dict[date, int]]] = {}
 
-    async def folded(self, scope: TenantScope, site_id: str, plan: RollupPlan) -> dict[date, int]:
-        """The plan's closed days that have a fold in use, by version; days missing one are folded first."""
-        if not plan.closed:
+    async def folded(self, scope: TenantScope, site_id: str, closed: tuple[date, ...]) -> dict[date, int]:
+        """The closed days (past UTC days) that have a fold in use, by version; days missing one are
+        folded first."""
+        if not closed:
             return {}
-        key = (scope.tenant_id, site_id, plan.closed)
+        key = (scope.tenant_id, site_id, closed)
         now = time.monotonic()
         if (found := self._checked.get(key)) is not None and found[0] > now:
             return found[1]
-        days = await self._fold(scope, site_id, plan.closed)
+        days = await self._fold(scope, site_id, closed)
         if self._cache_s > 0:
             # Entries of other ranges expire with the clock, and are dropped here: a few per site.
             self._checked = {k: v for k, v in self._checked.items() if v[0] > now}
@@ -121,6 +180,12 @@ class FoldedDays:
         stale = {day: version for day, (version, ok) in versions.items() if not ok}
         if stale:
             params = {"site_id": site_id, "days": list(stale), "versions": list(stale.values())}
+            # A day at a time: a fold holds every visit of what it folds in memory.
+            for day, version in stale.items():
+                await self._reader.write(
+                    scope, FOLD_ROWS, {"site_id": site_id, "day": day, "version": version}
+                )
+            await self._reader.write(scope, MARK_ROWS, params)
             await self._reader.write(scope, FOLD, params)
             versions = await _versions(self._reader, scope, site_id, closed)
         return {day: version for day, (version, ok) in versions.items() if ok}

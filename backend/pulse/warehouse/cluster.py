@@ -37,6 +37,7 @@ SHARDING_KEYS: Final = {
     # Written by the stats engine (pulse.stats.visit_days): a site's folded days on one shard, so
     # that reading them FINAL collapses a day folded twice.
     "visit_days": "cityHash64(site_id)",
+    "visit_rows": "cityHash64(site_id)",
 }
 
 # ALTER commands that change the column list, which a Distributed table must repeat.
