@@ -22,6 +22,15 @@ TOGETHER: dict[str, tuple[tuple[Metric, ...], ...]] = {
     "event": (("visitors",), ("visitors", "pageviews")),
 }
 
+# Visits as rows (pulse.stats.visit_plan) give visits and pageviews alike by any visit attribute.
+VISIT_TOGETHER: tuple[tuple[Metric, ...], ...] = (
+    ("visitors",),
+    ("visitors", "visits"),
+    ("visitors", "pageviews"),
+    ("visitors", "visits", "pageviews"),
+    ("visitors", "pageviews", "visits"),
+)
+
 
 class Member(NamedTuple):
     # Its place among the queries given to `together`.
@@ -38,15 +47,17 @@ class Together(NamedTuple):
     members: list[Member]
 
 
-def together(queries: Sequence[tuple[int, ValidQuery]]) -> list[Together]:
-    """Groups of two or more breakdowns that one compile_breakdowns read answers exactly."""
+def together(queries: Sequence[tuple[int, ValidQuery]], visits: bool = False) -> list[Together]:
+    """Groups of two or more breakdowns that one compile_breakdowns read answers exactly, or with
+    `visits`, one pulse.stats.visit_compile.compile_visit_breakdowns read (any visit attributes,
+    VISIT_TOGETHER metrics)."""
     groups: dict[tuple[object, ...], list[Member]] = {}
     for index, query in queries:
-        member = _member(index, query)
+        member = _member(index, query, visits)
         if member is not None:
             shared = _shared(member)
             key = (
-                member.dimension.kind,
+                "visit" if visits else member.dimension.kind,
                 tuple((f.dimension, f.op, f.values) for f in shared),
                 query.interval,
                 query.timezone,
@@ -60,13 +71,15 @@ def together(queries: Sequence[tuple[int, ValidQuery]]) -> list[Together]:
     ]
 
 
-def _member(index: int, query: ValidQuery) -> Member | None:
+def _member(index: int, query: ValidQuery, visits: bool) -> Member | None:
     """The query as a member, if it is one breakdown by a session or event attribute that reads
-    metrics of TOGETHER, in the default order, from the first row, without goal filters."""
+    metrics of TOGETHER (VISIT_TOGETHER), in the default order, from the first row, without goal
+    filters."""
     if len(query.dimensions) != 1 or query.offset != 0:
         return None
     (dimension,) = query.dimensions
-    if query.metrics not in TOGETHER.get(dimension.kind, ()):
+    allowed = VISIT_TOGETHER if visits else TOGETHER.get(dimension.kind, ())
+    if query.metrics not in allowed:
         return None
     if query.order != (("visitors", "desc"), (dimension.name, "asc")):
         return None

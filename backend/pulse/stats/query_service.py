@@ -19,9 +19,11 @@ from pulse.stats.conversions import uses_goals
 from pulse.stats.query import StatsQuery, ValidQuery, check
 from pulse.stats.query_result import QueryResult, shape
 from pulse.stats.rollup_compile import certain, compile_ranking, compile_rollup
-from pulse.stats.rollup_plan import RollupPlan, plan
+from pulse.stats.rollup_plan import RollupPlan, plan, split_days
 from pulse.stats.service import SiteNotFound
+from pulse.stats.visit_compile import TOGETHER_FIGURES, compile_visit_breakdowns, compile_visits
 from pulse.stats.visit_days import FoldedDays
+from pulse.stats.visit_plan import visit_plan
 from pulse.tenancy import TenantScope
 from pulse.warehouse.reader import ScopedReader
 
@@ -52,6 +54,11 @@ class StatsQueries:
         rollup = plan(valid, now) if self._rollups else None
         if rollup is not None:
             return shape(valid, await self._from_rollups(scope, site, valid, rollup), approximate=True)
+        visits = visit_plan(valid, now) if self._rollups else None
+        if visits is not None:
+            folds = await self._folds.folded(scope, site.id, visits.closed)
+            compiled = compile_visits(valid, site.id, folds)
+            return shape(valid, await self._reader.select(scope, compiled.query, compiled.params))
         goals = await self._goals.list(scope.tenant_id, site.id) if uses_goals(valid) else []
         compiled = compile_query(valid, site.id, goals)
         return shape(valid, await self._reader.select(scope, compiled.query, compiled.params))
@@ -65,16 +72,20 @@ class StatsQueries:
             raise SiteNotFound(site.id)
         now = datetime.now(UTC)
         valid = [check(q, now, site.timezone) for q in queries]
-        raw = [(i, v) for i, v in enumerate(valid) if not (self._rollups and plan(v, now))]
+        unplanned = [(i, v) for i, v in enumerate(valid) if not (self._rollups and plan(v, now))]
+        by_visit = [(i, v) for i, v in unplanned if self._rollups and visit_plan(v, now)]
+        raw = [(i, v) for i, v in unplanned if not (self._rollups and visit_plan(v, now))]
         groups = together(raw)
-        grouped = {m.position for g in groups for m in g.members}
+        visit_groups = together(by_visit, visits=True)
+        grouped = {m.position for g in [*groups, *visit_groups] for m in g.members}
         alone = [i for i in range(len(queries)) if i not in grouped]
-        read_together, read_alone = await asyncio.gather(
+        read_together, read_visits, read_alone = await asyncio.gather(
             asyncio.gather(*(self._together(scope, site, g) for g in groups)),
+            asyncio.gather(*(self._visits_together(scope, site, g, now) for g in visit_groups)),
             asyncio.gather(*(self._answer(scope, site, valid[i], now) for i in alone)),
         )
         results = dict(zip(alone, read_alone, strict=True))
-        for answered in read_together:
+        for answered in [*read_together, *read_visits]:
             results |= answered
         return [results[i] for i in range(len(queries))]
 
@@ -94,10 +105,39 @@ class StatsQueries:
             for n, m in enumerate(group.members)
         }
 
+    async def _visits_together(
+        self, scope: TenantScope, site: Site, group: Together, now: datetime
+    ) -> dict[int, QueryResult]:
+        closed, _ = split_days(group.shared.interval, now)
+        folds = await self._folds.folded(scope, site.id, closed)
+        compiled = compile_visit_breakdowns(
+            [m.dimension for m in group.members],
+            [n for n, m in enumerate(group.members) if m.no_empty],
+            group.shared,
+            site.id,
+            folds,
+        )
+        rows = await self._reader.select(scope, compiled.query, compiled.params)
+        by_breakdown: dict[int, list[Sequence[Any]]] = {n: [] for n in range(len(group.members))}
+        for breakdown, value, visitors, *figures in rows:
+            by_breakdown[int(breakdown)].append(
+                (value, visitors, dict(zip(TOGETHER_FIGURES, figures, strict=True)))
+            )
+        return {
+            m.position: shape(
+                m.query,
+                [
+                    (value, visitors, *(by[f] for f in m.query.metrics[1:]))
+                    for value, visitors, by in by_breakdown[n]
+                ],
+            )
+            for n, m in enumerate(group.members)
+        }
+
     async def _from_rollups(
         self, scope: TenantScope, site: Site, query: ValidQuery, rollup: RollupPlan
     ) -> Sequence[Sequence[Any]]:
-        days = await self._folds.folded(scope, site.id, rollup)
+        days = await self._folds.folded(scope, site.id, rollup.closed)
         if rollup.candidates is None:
             compiled = compile_rollup(query, rollup, site.id, days)
             return await self._reader.select(scope, compiled.query, compiled.params)

@@ -1,0 +1,120 @@
+"""A query that visits as rows answer (pulse.stats.visit_plan) → one ScopedQuery, values bound.
+
+The visits of the range are a union: the rows of its folded days (visit_rows, pulse.stats.visit_days)
+and, for its other days, raw events in the range folded by session into the same columns. The
+filters then keep or drop whole visits, and the figures are folded from the visits kept, as the raw
+path's outer query folds its sessions (pulse.stats.compile):
+    visitors         distinct visitors of the visits
+    visits           visits with an event other than engagement pings (events > 0)
+    pageviews        their pageviews; `events` their events
+    views_per_visit  pageviews / visits
+    bounce_rate      share of the visits with at most one pageview (0 to 1)
+    visit_duration   mean duration of the visits, first to last event, in seconds
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import date
+
+from pulse.stats.compile import (
+    IN_RANGE,
+    Binder,
+    Compiled,
+    apart_rows,
+    breakdown_index,
+    condition,
+)
+from pulse.stats.query import Dimension, Metric, ValidQuery
+from pulse.stats.visit_rows import folded
+from pulse.warehouse.reader import ScopedQuery
+
+_SCOPE = "tenant_id = {tenant_id:String} AND site_id = {site_id:String}"
+_METRICS: dict[Metric, tuple[tuple[str, ...], str]] = {
+    # (visit columns read, expression over the visits kept)
+    "visitors": (("visitor_id",), "uniqExact(v_visitor_id)"),
+    "visits": ((), "count()"),
+    "pageviews": (("pageviews",), "sum(v_pageviews)"),
+    "events": ((), "sum(v_events)"),
+    "views_per_visit": (("pageviews",), "if(count() = 0, 0, round(sum(v_pageviews) / count(), 2))"),
+    "bounce_rate": (("pageviews",), "if(count() = 0, 0, round(countIf(v_pageviews <= 1) / count(), 4))"),
+    "visit_duration": (("duration_ms",), "if(count() = 0, 0, round(avg(v_duration_ms / 1000), 1))"),
+}
+# What a breakdown read together with others reads (pulse.stats.breakdowns), after visitors.
+TOGETHER_FIGURES: tuple[Metric, ...] = ("visits", "pageviews")
+
+
+def compile_visits(query: ValidQuery, site_id: str, folds: Mapping[date, int]) -> Compiled:
+    """`folds`: the range's closed days whose fold is in use, by version."""
+    bind = Binder(site_id, query.interval.start, query.interval.end, query.timezone)
+    aliased = [(f"dim_{i}", d) for i, d in enumerate(query.dimensions)]
+    figures = [f"{_METRICS[m][1]} AS {m}" for m in query.metrics]
+    read = [c for m in query.metrics for c in _METRICS[m][0]]
+    selected = [f"v_{d.key} AS {alias}" for alias, d in aliased] + figures
+    aliases = {d.name: alias for alias, d in aliased}
+    order = [f"{aliases.get(name, name)} {direction.upper()}" for name, direction in query.order]
+    group_by = f"\nGROUP BY {', '.join(alias for alias, _ in aliased)}" if aliased else ""
+    sql = f"""SELECT
+    {", ".join(selected)}
+FROM {_kept(query, [*(d for _, d in aliased)], read, folds, bind)}{group_by}
+ORDER BY {", ".join(order)}
+LIMIT {bind(query.limit + 1, "UInt32")} OFFSET {bind(query.offset, "UInt64")}"""  # noqa: S608 - names from the tables above, values bound
+    return Compiled(query=ScopedQuery("stats_visits", sql), params=bind.params)
+
+
+def compile_visit_breakdowns(
+    dimensions: Sequence[Dimension],
+    no_empty: Sequence[int],
+    query: ValidQuery,
+    site_id: str,
+    folds: Mapping[date, int],
+) -> Compiled:
+    """Visitors, visits and pageviews by each of several visit attributes, in one pass over the
+    visits; rows as pulse.stats.compile.apart_rows gives them (figures visits, pageviews)."""
+    bind = Binder(site_id, query.interval.start, query.interval.end, query.timezone)
+    aliases = [f"dim_{i}" for i in range(len(dimensions))]
+    figures = [
+        breakdown_index(aliases),
+        "uniqExact(v_visitor_id) AS visitors",
+        *(f"{_METRICS[m][1]} AS {m}" for m in TOGETHER_FIGURES),
+    ]
+    grouped = f"""SELECT
+    {", ".join([*(f"v_{d.key} AS {alias}" for alias, d in zip(aliases, dimensions, strict=True)), *figures])}
+FROM {_kept(query, list(dimensions), ["visitor_id", "pageviews"], folds, bind)}
+GROUP BY GROUPING SETS ({", ".join(f"({alias})" for alias in aliases)})"""  # noqa: S608 - names from the tables above, values bound
+    sql = apart_rows(aliases, grouped, TOGETHER_FIGURES, no_empty, query, bind)
+    return Compiled(query=ScopedQuery("stats_visit_breakdowns", sql), params=bind.params)
+
+
+def _kept(
+    query: ValidQuery, dimensions: list[Dimension], read: list[str], folds: Mapping[date, int], bind: Binder
+) -> str:
+    """The range's visits with the columns asked for, as a FROM source, less those the filters drop."""
+    columns = list(
+        dict.fromkeys(
+            ["events", *read, *(d.key for d in [*dimensions, *(f.dimension for f in query.filters)])]
+        )
+    )
+    # Named apart from the figures' aliases (`sum(v_pageviews) AS pageviews`).
+    named = ", ".join(f"{c} AS v_{c}" for c in columns)
+    days = bind(list(folds), "Array(Date)")
+    parts = []
+    if folds:
+        parts.append(f"""SELECT {named}
+    FROM {{db:Identifier}}.visit_rows FINAL
+    WHERE {_SCOPE} AND day IN {days}
+        AND version = transform(day, {days}, {bind(list(folds.values()), "Array(UInt64)")}, toUInt64(0))""")  # noqa: S608
+    # The other days' visits: in the range, which ends where the raw path's does.
+    parts.append(f"""SELECT {named}
+    FROM (
+        SELECT {", ".join(folded(columns))}
+        FROM {{db:Identifier}}.events
+        WHERE {" AND ".join(IN_RANGE)} AND toDate(ts) NOT IN {days}
+        GROUP BY session_id
+    )""")  # noqa: S608
+    kept = ["v_events > 0", *(condition(f"v_{f.dimension.key}", f, bind) for f in query.filters)]
+    union = "\n    UNION ALL\n    ".join(parts)
+    return f"""(
+    {union}
+) AS visits
+WHERE {" AND ".join(kept)}"""
