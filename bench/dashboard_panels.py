@@ -14,7 +14,9 @@ import json
 import os
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from functools import partial
 
 import msgspec
 
@@ -78,24 +80,11 @@ def overview_queries(site: Site, filters: list[Filter]) -> dict[str, StatsQuery]
     return queries | {key: panel_query(ask, key, PANEL_ROWS) for key in PANELS}
 
 
-async def timed(
-    queries: StatsQueries, scope: TenantScope, site: Site, query: StatsQuery, rounds: int
-) -> list[float]:
+async def timed(run: Callable[[], Awaitable[object]], rounds: int) -> list[float]:
     times = []
     for _ in range(rounds):
         started = time.perf_counter()
-        await queries.run(scope, site, query)
-        times.append((time.perf_counter() - started) * 1000)
-    return times
-
-
-async def timed_together(
-    queries: StatsQueries, scope: TenantScope, site: Site, batch: list[StatsQuery], rounds: int
-) -> list[float]:
-    times = []
-    for _ in range(rounds):
-        started = time.perf_counter()
-        await queries.run_many(scope, site, batch)
+        await run()
         times.append((time.perf_counter() - started) * 1000)
     return times
 
@@ -127,21 +116,23 @@ async def measure(seeded: dict[str, str]) -> float:
         for view, filters in VIEWS.items():
             queries = overview_queries(site, filters)
             print(f"{view} (last 30 days{', ' + ' '.join(str(p) for p in filters[0]) if filters else ''}):")
-            first = {name: (await timed(fast, scope, site, q, 1))[0] for name, q in queries.items()}
+            first = {
+                name: (await timed(partial(fast.run, scope, site, q), 1))[0] for name, q in queries.items()
+            }
             print(f"  first run of each (folds the past days): {sum(first.values()):.0f} ms in all")
             for name, query in queries.items():
                 now = datetime.now(UTC)
                 answered = _answered_from(check(query, now, site.timezone), now)
-                times = await timed(fast, scope, site, query, ROUNDS)
+                times = await timed(partial(fast.run, scope, site, query), ROUNDS)
                 every += times
                 p95 = percentile(times, 0.95)
                 line = f"  {name:<17} {answered:<11} p50 {percentile(times, 0.5):8.1f} ms   p95 {p95:8.1f} ms"
                 if RAW_ROUNDS:
-                    base = percentile(await timed(raw, scope, site, query, RAW_ROUNDS), 0.95)
+                    base = percentile(await timed(partial(raw.run, scope, site, query), RAW_ROUNDS), 0.95)
                     line += f"   raw p95 {base:8.1f} ms   {base / p95:7.1f}x"
                 print(f"{line}{'' if p95 <= TARGET_MS else '   over ' + str(int(TARGET_MS)) + ' ms'}")
             panels = [q for name, q in queries.items() if name in PANELS]
-            batch = await timed_together(fast, scope, site, panels, ROUNDS)
+            batch = await timed(partial(fast.run_many, scope, site, panels), ROUNDS)
             print(
                 f"  the {len(panels)} panels as the page reads them (run_many): "
                 f"p50 {percentile(batch, 0.5):8.1f} ms   p95 {percentile(batch, 0.95):8.1f} ms"

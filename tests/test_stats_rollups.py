@@ -139,7 +139,14 @@ async def test_a_late_event_makes_its_day_fold_again(stack: Stack) -> None:
     fields = {"metrics": CARDS, "date_range": {"from": day.isoformat(), "to": day.isoformat()}}
     before, _ = await _both(seeded, **fields)
     assert day in await _folded_days(seeded)
-    # A pageview late into the day's first visit, ten minutes after its first event.
+    await add_late_pageview(seeded, day)
+    fast, raw = await _both(seeded, **fields)
+    _same(fast, raw, exact=["visits", "views_per_visit"])
+    assert fast.results[0].metrics[2] == before.results[0].metrics[2] + 1
+
+
+async def add_late_pageview(seeded: Seeded, day: date) -> None:
+    """A pageview late into the day's first visit, ten minutes after its first event."""
     sql = """
 INSERT INTO events
 SELECT * REPLACE (ts + INTERVAL 10 MINUTE AS ts, MD5('late') AS event_id, 'pageview' AS name)
@@ -153,9 +160,6 @@ FROM (
 """
     params = {"t": seeded.scope.tenant_id, "s": seeded.site.id, "d": day}
     await seeded.warehouse.run(seeded.warehouse.client.command, sql, parameters=params)
-    fast, raw = await _both(seeded, **fields)
-    _same(fast, raw, exact=["visits", "views_per_visit"])
-    assert fast.results[0].metrics[2] == before.results[0].metrics[2] + 1
 
 
 TRAFFIC = ["page", "hostname", "country", "device", "browser", "browser_version", "os", "os_version", "event"]

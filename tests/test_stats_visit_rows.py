@@ -14,28 +14,15 @@ from typing import Any
 import msgspec
 import pytest
 
-from pulse.stats.query import Metric, StatsQuery, check
+from pulse.stats.compile import VISIT_CONSTANT
+from pulse.stats.query import SESSION_DIMENSIONS, Metric, StatsQuery, check
 from pulse.stats.query_result import QueryResult
 from pulse.stats.visit_plan import visit_plan
 from stack import Stack
-from test_stats_rollups import CARDS, Seeded, _seed
+from test_stats_rollups import CARDS, Seeded, _seed, add_late_pageview
 
-DIMENSIONS = [
-    "entry_page",
-    "exit_page",
-    "referrer",
-    "source",
-    "channel",
-    "utm_source",
-    "utm_medium",
-    "utm_campaign",
-    "country",
-    "device",
-    "browser",
-    "browser_version",
-    "os",
-    "os_version",
-]
+# Every visit attribute but utm_content and utm_term, which the history leaves empty.
+DIMENSIONS = [d for d in (*SESSION_DIMENSIONS, *VISIT_CONSTANT) if d not in ("utm_content", "utm_term")]
 ALL: list[Metric] = CARDS
 
 
@@ -135,20 +122,7 @@ async def test_a_late_event_makes_its_day_fold_again(stack: Stack) -> None:
         "date_range": {"from": day.isoformat(), "to": day.isoformat()},
     }
     before, _ = await _both(seeded, **fields)
-    # A pageview late into the day's first visit, ten minutes after its first event.
-    sql = """
-INSERT INTO events
-SELECT * REPLACE (ts + INTERVAL 10 MINUTE AS ts, MD5('late') AS event_id, 'pageview' AS name)
-FROM (
-    SELECT *
-    FROM events
-    WHERE tenant_id = {t:String} AND site_id = {s:String} AND toDate(session_start) = {d:Date}
-    ORDER BY session_start, ts
-    LIMIT 1
-)
-"""
-    params = {"t": seeded.scope.tenant_id, "s": seeded.site.id, "d": day}
-    await seeded.warehouse.run(seeded.warehouse.client.command, sql, parameters=params)
+    await add_late_pageview(seeded, day)
     fast, raw = await _both(seeded, **fields)
     _same(fast, raw)
     assert fast.results[0].metrics[2] == before.results[0].metrics[2] + 1

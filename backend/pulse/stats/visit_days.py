@@ -53,18 +53,20 @@ ON f.day = v.day AND f.version = v.version AND f.pageviews = v.pageviews AND f.e
 """,  # noqa: S608 - fixed text
 )
 
-# The days' sessions folded, each day stamped with the version read before folding: rows that
-# arrive meanwhile make the day's version move on, so the fold is not used and is made again.
-FOLD = ScopedQuery(
-    "visit_days_fold",
-    f"""
-INSERT INTO {{db:Identifier}}.visit_days
+_INTO_VISIT_DAYS = """INSERT INTO {db:Identifier}.visit_days
     (tenant_id, site_id, dimension, value, day, version, visits, bounces, duration_ms, pageviews, events,
      engagement_ms, visitors)
 SELECT
     tenant_id,
     site_id,
-    kept.1 AS dimension,
+"""
+
+# The days' sessions folded, each day stamped with the version read before folding: rows that
+# arrive meanwhile make the day's version move on, so the fold is not used and is made again.
+FOLD = ScopedQuery(
+    "visit_days_fold",
+    f"""
+{_INTO_VISIT_DAYS}    kept.1 AS dimension,
     kept.2 AS value,
     day,
     transform(day, {{days:Array(Date)}}, {{versions:Array(UInt64)}}, toUInt64(0)),
@@ -124,13 +126,7 @@ GROUP BY tenant_id, site_id, day, session_id
 MARK_ROWS = ScopedQuery(
     "visit_rows_mark",
     f"""
-INSERT INTO {{db:Identifier}}.visit_days
-    (tenant_id, site_id, dimension, value, day, version, visits, bounces, duration_ms, pageviews, events,
-     engagement_ms, visitors)
-SELECT
-    tenant_id,
-    site_id,
-    'visit_rows',
+{_INTO_VISIT_DAYS}    'visit_rows',
     '',
     day,
     version,
@@ -145,7 +141,7 @@ FROM {{db:Identifier}}.visit_rows FINAL
 WHERE {_SCOPE} AND day IN {{days:Array(Date)}}
     AND version = transform(day, {{days:Array(Date)}}, {{versions:Array(UInt64)}}, toUInt64(0))
 GROUP BY tenant_id, site_id, day, version
-""",  # noqa: S608 - fixed text
+""",
 )
 
 
