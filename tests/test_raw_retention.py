@@ -80,3 +80,26 @@ async def test_a_new_tenant_is_looked_up_soon_and_unknown_ones_get_the_default()
     days = await retention.current({"b"})
     assert TenantRetention.of(days, "b") == 7
     assert TenantRetention.of(days, "nobody") == 400
+
+
+async def test_each_new_tenant_is_looked_up_on_its_first_rows_even_right_after_another() -> None:
+    reads: list[dict[str, int]] = [{"a": 30}, {"a": 30, "b": 7}, *[{"a": 30, "b": 7, "c": 1}] * 2]
+    looked_up = []
+    now = [0.0]
+
+    async def source() -> dict[str, int]:
+        looked_up.append(now[0])
+        return reads.pop(0)
+
+    retention = TenantRetention(source, refresh_s=60, clock=lambda: now[0])
+    await retention.current({"a"})
+    now[0] = 0.5
+    assert TenantRetention.of(await retention.current({"b"}), "b") == 7
+    now[0] = 1.0
+    assert TenantRetention.of(await retention.current({"c", "a"}), "c") == 1
+    # A tenant no read finds is not looked up on every batch.
+    now[0] = 1.5
+    assert TenantRetention.of(await retention.current({"gone"}), "gone") == 400
+    now[0] = 2.0
+    await retention.current({"gone"})
+    assert looked_up == [0.0, 0.5, 1.0, 1.5]

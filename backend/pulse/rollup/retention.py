@@ -31,20 +31,29 @@ class TenantRetention:
         self._clock = clock
         self._days: dict[str, int] = {}
         self._fresh_until = float("-inf")
-        self._last_read = float("-inf")
+        # Tenants a read did not find, and when: looked up again only UNSEEN_REFRESH_S later.
+        self._missed: dict[str, float] = {}
 
     async def current(self, tenant_ids: Iterable[str] = ()) -> Mapping[str, int]:
-        """Refreshed once a minute, and sooner (at most every few seconds) for a tenant not seen yet."""
+        """Refreshed once a minute, and at once for a tenant not seen yet: its first rows must not
+        get the default (kept longer than its plan allows) because another new tenant was just
+        looked up. A tenant no read finds (deleted) is looked up at most every few seconds."""
         now = self._clock()
-        unseen = any(t not in self._days for t in tenant_ids)
-        if now >= self._fresh_until or (unseen and now >= self._last_read + UNSEEN_REFRESH_S):
-            self._last_read = now
+        asked = list(tenant_ids)
+        unseen = [
+            t
+            for t in asked
+            if t not in self._days and now >= self._missed.get(t, -UNSEEN_REFRESH_S) + UNSEEN_REFRESH_S
+        ]
+        if now >= self._fresh_until or unseen:
             try:
                 self._days = await self._source()
             except (SQLAlchemyError, OSError) as exc:
                 # Rows still get a retention: the last known, or the default.
                 log.warning("tenant retention not refreshed (%s); using what was known", exc)
             self._fresh_until = self._clock() + self._refresh_s
+            self._missed = {t: at for t, at in self._missed.items() if at + UNSEEN_REFRESH_S > now}
+            self._missed |= {t: now for t in asked if t not in self._days}
         return self._days
 
     @staticmethod
