@@ -21,8 +21,11 @@ from pulse.stats.visit_plan import visit_plan
 from stack import Stack
 from test_stats_rollups import CARDS, Seeded, _seed, add_late_pageview
 
-# Every visit attribute but utm_content and utm_term, which the history leaves empty.
-DIMENSIONS = [d for d in (*SESSION_DIMENSIONS, *VISIT_CONSTANT) if d not in ("utm_content", "utm_term")]
+# Every visit attribute but utm_content and utm_term, which the history leaves empty, and pages.
+DIMENSIONS = [
+    "page",
+    *(d for d in (*SESSION_DIMENSIONS, *VISIT_CONSTANT) if d not in ("utm_content", "utm_term")),
+]
 ALL: list[Metric] = CARDS
 
 
@@ -59,6 +62,9 @@ async def _visit_rows(seeded: Seeded) -> int:
         [["channel", "is", ["search", "social"]]],
         [["entry_page", "contains", ["/"]], ["os", "is_not", ["Linux"]]],
         [["utm_medium", "is_not", [""]]],
+        [["page", "is", ["/"]]],
+        [["page", "contains", ["/docs"]], ["country", "is_not", ["US"]]],
+        [["page", "matches", ["^/"]], ["page", "is_not", ["/pricing", "/"]]],
     ],
 )
 @pytest.mark.parametrize("period", ["30d", "7d", "today", "month"])
@@ -67,8 +73,14 @@ async def test_filtered_cards(seeded: Seeded, filters: list[Any], period: str) -
 
 
 @pytest.mark.parametrize("dimension", DIMENSIONS)
-async def test_filtered_breakdowns(seeded: Seeded, dimension: str) -> None:
-    filters = [["country", "is_not", ["US"]], ["device", "is", ["desktop", "mobile"]]]
+@pytest.mark.parametrize(
+    "filters",
+    [
+        [["country", "is_not", ["US"]], ["device", "is", ["desktop", "mobile"]]],
+        [["page", "is_not", ["/"]], ["channel", "is_not", ["direct"]]],
+    ],
+)
+async def test_filtered_breakdowns(seeded: Seeded, dimension: str, filters: list[Any]) -> None:
     fast, raw = await _both(
         seeded, metrics=ALL, dimensions=[dimension], filters=filters, date_range="30d", limit=10_000
     )
@@ -131,8 +143,9 @@ async def test_a_late_event_makes_its_day_fold_again(stack: Stack) -> None:
 @pytest.mark.parametrize(
     "fields",
     [
-        {"dimensions": ["page"], "filters": [["country", "is", ["DE"]]]},
-        {"dimensions": ["source"], "filters": [["page", "is", ["/"]]]},
+        {"dimensions": ["event"], "filters": [["country", "is", ["DE"]]]},
+        {"dimensions": ["source"], "filters": [["event", "is", ["signup"]]]},
+        {"dimensions": ["page"], "filters": [["hostname", "is", ["a.example"]]]},
         {"dimensions": ["source"], "filters": [["country", "is", ["DE"]]], "date_range": "24h"},
         {"dimensions": ["source", "time:day"], "filters": [["country", "is", ["DE"]]]},
         {"dimensions": ["country"], "filters": [["props:plan", "is", ["pro"]]]},

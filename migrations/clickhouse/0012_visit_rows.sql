@@ -1,7 +1,7 @@
 -- Every visit of a past UTC day as one row with all its attributes, folded once from raw events
 -- by the stats engine (pulse.stats.visit_days, beside visit_days). A filtered overview reads its
--- cards and breakdowns by where visits came from, entered and left, or by country, device, browser
--- and OS from these rows instead of folding every session of the range again. A fold is used while
+-- cards and breakdowns by where visits came from, entered and left, by page, or by country, device,
+-- browser and OS from these rows instead of folding every session of the range again. A fold is used while
 -- visit_days' 'visit_rows' marker for the day matches day_versions, as its '' row is.
 -- Rows are kept as long as the raw events they were folded from (0009's retention, per tenant).
 CREATE TABLE IF NOT EXISTS visit_rows
@@ -18,8 +18,13 @@ CREATE TABLE IF NOT EXISTS visit_rows
     events UInt32,
     engagement_ms UInt64,
     duration_ms UInt64,
-    entry_page String CODEC(ZSTD(1)),
-    exit_page String CODEC(ZSTD(1)),
+    -- Every path the visit has events on (engagement pings aside), sorted, and per path its
+    -- pageviews and events: a breakdown by page, or a filter on pages, reads these.
+    pages Array(LowCardinality(String)),
+    page_views Array(UInt64),
+    page_events Array(UInt64),
+    entry_page LowCardinality(String),
+    exit_page LowCardinality(String),
     referrer String CODEC(ZSTD(1)),
     source LowCardinality(String),
     channel LowCardinality(String),

@@ -79,7 +79,8 @@ def _member(index: int, query: ValidQuery, visits: bool) -> Member | None:
         return None
     (dimension,) = query.dimensions
     allowed = VISIT_TOGETHER if visits else TOGETHER.get(dimension.kind, ())
-    if query.metrics not in allowed:
+    # By page a visit is a row per page, not one row: its visits and pageviews would not add up.
+    if query.metrics not in allowed or (visits and dimension.name == "page"):
         return None
     if query.order != (("visitors", "desc"), (dimension.name, "asc")):
         return None

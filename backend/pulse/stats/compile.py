@@ -95,7 +95,8 @@ class _Metric(NamedTuple):
 
 _VISITOR = "any(visitor_id) AS visitor"
 _PAGEVIEWS = "countIf(name = 'pageview') AS group_pageviews"
-# Read from the sessions join: the session's own pageviews and duration.
+# Read from the sessions join: the session's own pageviews and duration (in milliseconds: summed
+# as integers, so the mean is the same whatever order the rows come in, as the rollups' is).
 _SESSION_PAGEVIEWS = "any(s_pageviews) AS session_pageviews"
 _SESSION_DURATION = "any(s_duration) AS session_duration"
 _METRICS = {
@@ -107,7 +108,9 @@ _METRICS = {
     "bounce_rate": _Metric(
         (_SESSION_PAGEVIEWS,), "if(count() = 0, 0, round(countIf(session_pageviews <= 1) / count(), 4))"
     ),
-    "visit_duration": _Metric((_SESSION_DURATION,), "if(count() = 0, 0, round(avg(session_duration), 1))"),
+    "visit_duration": _Metric(
+        (_SESSION_DURATION,), "if(count() = 0, 0, round(sum(session_duration) / 1000 / count(), 1))"
+    ),
 }
 # conversion_rate: converted visitors of the group over all its visitors, which are counted
 # apart (in `totals`) when goals narrowed the group.
@@ -321,7 +324,7 @@ def _sessions(attributes: list[str], having: list[str]) -> str:
     columns = [
         "session_id",
         "countIf(name = 'pageview') AS s_pageviews",
-        "dateDiff('millisecond', min(ts), max(ts)) / 1000 AS s_duration",
+        "dateDiff('millisecond', min(ts), max(ts)) AS s_duration",
         *(f"{_SESSION_ATTRIBUTES[name]} AS s_{name}" for name in attributes),
     ]
     kept = f"\n        HAVING {_list(having, 10, ' AND ')}" if having else ""

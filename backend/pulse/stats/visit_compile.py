@@ -31,15 +31,17 @@ from pulse.warehouse.reader import ScopedQuery
 
 _SCOPE = "tenant_id = {tenant_id:String} AND site_id = {site_id:String}"
 _METRICS: dict[Metric, tuple[tuple[str, ...], str]] = {
-    # (visit columns read, expression over the visits kept)
+    # (visit columns read, expression over the visits kept); g_pageviews and g_events are the
+    # pageviews and events of the pages asked for (_kept), v_pageviews the visit's own.
     "visitors": (("visitor_id",), "uniqExact(v_visitor_id)"),
     "visits": ((), "count()"),
-    "pageviews": (("pageviews",), "sum(v_pageviews)"),
-    "events": ((), "sum(v_events)"),
-    "views_per_visit": (("pageviews",), "if(count() = 0, 0, round(sum(v_pageviews) / count(), 2))"),
-    "bounce_rate": (("pageviews",), "if(count() = 0, 0, round(countIf(v_pageviews <= 1) / count(), 4))"),
-    "visit_duration": (("duration_ms",), "if(count() = 0, 0, round(avg(v_duration_ms / 1000), 1))"),
+    "pageviews": ((), "sum(g_pageviews)"),
+    "events": ((), "sum(g_events)"),
+    "views_per_visit": ((), "if(count() = 0, 0, round(sum(g_pageviews) / count(), 2))"),
+    "bounce_rate": ((), "if(count() = 0, 0, round(countIf(v_pageviews <= 1) / count(), 4))"),
+    "visit_duration": (("duration_ms",), "if(count() = 0, 0, round(sum(v_duration_ms) / 1000 / count(), 1))"),
 }
+_PAGES = ("pages", "page_views", "page_events")
 # What a breakdown read together with others reads (pulse.stats.breakdowns), after visitors.
 TOGETHER_FIGURES: tuple[Metric, ...] = ("visits", "pageviews")
 
@@ -80,7 +82,7 @@ def compile_visit_breakdowns(
     ]
     grouped = f"""SELECT
     {", ".join([*(f"v_{d.key} AS {alias}" for alias, d in zip(aliases, dimensions, strict=True)), *figures])}
-FROM {_kept(query, list(dimensions), ["visitor_id", "pageviews"], folds, bind)}
+FROM {_kept(query, list(dimensions), ["visitor_id"], folds, bind)}
 GROUP BY GROUPING SETS ({", ".join(f"({alias})" for alias in aliases)})"""  # noqa: S608 - names from the tables above, values bound
     sql = apart_rows(aliases, grouped, TOGETHER_FIGURES, no_empty, query, bind)
     return Compiled(query=ScopedQuery("stats_visit_breakdowns", sql), params=bind.params)
@@ -89,32 +91,59 @@ GROUP BY GROUPING SETS ({", ".join(f"({alias})" for alias in aliases)})"""  # no
 def _kept(
     query: ValidQuery, dimensions: list[Dimension], read: list[str], folds: Mapping[date, int], bind: Binder
 ) -> str:
-    """The range's visits with the columns asked for, as a FROM source, less those the filters drop."""
-    columns = list(
-        dict.fromkeys(
-            ["events", *read, *(d.key for d in [*dimensions, *(f.dimension for f in query.filters)])]
-        )
-    )
-    # Named apart from the figures' aliases (`sum(v_pageviews) AS pageviews`).
+    """The range's visits with the columns asked for, as a FROM source, less those the filters drop.
+
+    By page, a visit is a row per page it has events on (ARRAY JOIN), as the raw path groups a
+    session's events by page; filtered by page, only visits with an event on a page the filters keep
+    remain. Either way its pageviews and events (g_pageviews, g_events) are those of the pages kept,
+    and its bounce and duration its own."""
+    on_pages = [f for f in query.filters if f.dimension.name == "page"]
+    by_page = any(d.name == "page" for d in dimensions)
+    attributes = [d.key for d in [*dimensions, *(f.dimension for f in query.filters)] if d.name != "page"]
+    pages = list(_PAGES) if on_pages or by_page else []
+    columns = list(dict.fromkeys(["events", "pageviews", *read, *attributes, *pages]))
+    # Named apart from the figures' aliases (`sum(g_pageviews) AS pageviews`).
     named = ", ".join(f"{c} AS v_{c}" for c in columns)
     days = bind(list(folds), "Array(Date)")
     parts = []
     if folds:
         parts.append(f"""SELECT {named}
-    FROM {{db:Identifier}}.visit_rows FINAL
-    WHERE {_SCOPE} AND day IN {days}
-        AND version = transform(day, {days}, {bind(list(folds.values()), "Array(UInt64)")}, toUInt64(0))""")  # noqa: S608
+        FROM {{db:Identifier}}.visit_rows FINAL
+        WHERE {_SCOPE} AND day IN {days}
+            AND version = transform(day, {days}, {bind(list(folds.values()), "Array(UInt64)")}, toUInt64(0))""")  # noqa: S608
     # The other days' visits: in the range, which ends where the raw path's does.
     parts.append(f"""SELECT {named}
-    FROM (
-        SELECT {", ".join(folded(columns))}
-        FROM {{db:Identifier}}.events
-        WHERE {" AND ".join(IN_RANGE)} AND toDate(ts) NOT IN {days}
-        GROUP BY session_id
-    )""")  # noqa: S608
-    kept = ["v_events > 0", *(condition(f"v_{f.dimension.key}", f, bind) for f in query.filters)]
-    union = "\n    UNION ALL\n    ".join(parts)
+        FROM (
+            SELECT {", ".join(folded(columns))}
+            FROM {{db:Identifier}}.events
+            WHERE {" AND ".join(IN_RANGE)} AND toDate(ts) NOT IN {days}
+            GROUP BY session_id
+        )""")  # noqa: S608
+    kept = [
+        "v_events > 0",
+        *(condition(f"v_{f.dimension.key}", f, bind) for f in query.filters if f not in on_pages),
+    ]
+    joined = ""
+    figures = "v_pageviews AS g_pageviews, v_events AS g_events"
+    if by_page:
+        joined = (
+            "\n    ARRAY JOIN v_pages AS v_pathname, v_page_views AS g_pageviews, v_page_events AS g_events"
+        )
+        kept += [condition("v_pathname", f, bind) for f in on_pages]
+        # Not in `*`: ARRAY JOIN's names are aliases.
+        figures = "v_pathname, g_pageviews, g_events"
+    elif on_pages:
+        test = " AND ".join(condition("p", f, bind) for f in on_pages)
+        kept.append(f"arrayExists(p -> {test}, v_pages)")
+        figures = ", ".join(
+            f"arraySum(arrayFilter((n, p) -> {test}, v_{column}, v_pages)) AS g_{figure}"
+            for column, figure in (("page_views", "pageviews"), ("page_events", "events"))
+        )
+    union = "\n        UNION ALL\n        ".join(parts)
     return f"""(
-    {union}
-) AS visits
-WHERE {" AND ".join(kept)}"""
+    SELECT *, {figures}
+    FROM (
+        {union}
+    ) AS visits{joined}
+    WHERE {" AND ".join(kept)}
+) AS kept"""  # noqa: S608 - names from the tables above, values bound

@@ -7,8 +7,9 @@ session of the range for each query. Read from visit rows instead, when:
 - the metrics are of VISIT_METRICS: visitors, visits, pageviews, events, views per visit, bounce
   rate and visit duration;
 - there is at most one dimension and it is a visit's (pulse.stats.compile.VISIT_ATTRIBUTES: where
-  it came from, its entry and exit page, its country, device, browser and OS), and every filter is
-  on such a dimension; no time buckets;
+  it came from, its entry and exit page, its country, device, browser and OS) or the page, and
+  every filter is on such a dimension; no time buckets. Pages are each visit's list of the paths it
+  has events on, with their pageviews and events;
 - the range starts at a midnight UTC, where every visit ends (pulse.rollup.sessions): no visit
   begun before the range then has events in it, and each visit of the range is whole in it but
   for the one under way where the range ends, which the raw part reads up to that end.
@@ -50,4 +51,4 @@ def visit_plan(query: ValidQuery, now: datetime) -> VisitPlan | None:
 
 
 def _of_visit(d: Dimension) -> bool:
-    return d.kind in ("session", "event") and d.key in VISIT_ATTRIBUTES
+    return d.name == "page" or (d.kind in ("session", "event") and d.key in VISIT_ATTRIBUTES)

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from pulse.stats.compile import VISIT_ATTRIBUTES
 
+# Per path of the visit's events, their number, or of pageviews (a map keeps the paths counted 0).
+_EVENTS_BY_PAGE = "sumMapIf(map(pathname, toUInt64(1)), name != 'engagement')"
+_PAGEVIEWS_BY_PAGE = "sumMapIf(map(pathname, toUInt64(name = 'pageview')), name != 'engagement')"
 # A visit's own figures over all its events: a visit made of engagement pings only has events 0.
 FIGURES = {
     "visitor_id": "any(visitor_id)",
@@ -16,6 +19,10 @@ FIGURES = {
     "events": "countIf(name != 'engagement')",
     "engagement_ms": "sum(engagement_ms)",
     "duration_ms": "toUInt64(dateDiff('millisecond', min(ts), max(ts)))",
+    # Each path it has events on (but engagement pings), sorted, with their pageviews and events.
+    "pages": f"mapKeys({_EVENTS_BY_PAGE})",
+    "page_views": f"mapValues({_PAGEVIEWS_BY_PAGE})",
+    "page_events": f"mapValues({_EVENTS_BY_PAGE})",
 }
 
 
