@@ -14,6 +14,7 @@ from typing import Any
 import msgspec
 import pytest
 
+from pulse.oltp.goals import Goals
 from pulse.stats.compile import VISIT_CONSTANT
 from pulse.stats.query import SESSION_DIMENSIONS, Metric, StatsQuery, check
 from pulse.stats.query_result import QueryResult
@@ -140,18 +141,61 @@ async def test_a_late_event_makes_its_day_fold_again(stack: Stack) -> None:
     assert fast.results[0].metrics[2] == before.results[0].metrics[2] + 1
 
 
+@pytest.fixture(scope="module")
+async def goals(seeded: Seeded, stack: Stack) -> None:
+    site = seeded.site
+    for name, kind, pattern in [
+        ("Signup", "event", "signup"),
+        ("Docs", "page", "/docs/*"),
+        ("Home", "page", "/"),
+    ]:
+        await Goals(stack.engine).create(site.tenant_id, site.id, name, kind, pattern)
+
+
+@pytest.mark.parametrize(
+    "filters",
+    [
+        [],
+        [["country", "is_not", ["US"]], ["channel", "is_not", ["direct"]]],
+        [["page", "contains", ["/docs", "/pricing"]]],
+    ],
+)
+@pytest.mark.parametrize("period", ["30d", "7d"])
+async def test_goals_and_their_conversion_rates(
+    seeded: Seeded, goals: None, filters: list[Any], period: str
+) -> None:
+    fields = {"metrics": ["visitors", "events", "conversion_rate", "visits"], "dimensions": ["goal"]}
+    _same(*await _both(seeded, **fields, filters=filters, date_range=period))
+
+
+@pytest.mark.parametrize(
+    "filters",
+    [
+        [["event", "is_not", ["pageview"]], ["device", "is", ["mobile"]]],
+        [["event", "matches", ["^s"]], ["page", "is_not", ["/"]]],
+        [["country", "is", ["DE", "FR"]]],
+    ],
+)
+async def test_events_by_name(seeded: Seeded, filters: list[Any]) -> None:
+    fields = {"metrics": ["visitors", "events", "visits"], "dimensions": ["event"], "filters": filters}
+    _same(*await _both(seeded, **fields, date_range="30d", order_by=[["events", "desc"]]))
+
+
 @pytest.mark.parametrize(
     "fields",
     [
-        {"dimensions": ["event"], "filters": [["country", "is", ["DE"]]]},
+        {"dimensions": ["source"], "filters": [["goal", "is", ["Signup"]]]},
+        {"dimensions": ["goal"], "filters": [["event", "is", ["signup"]]]},
+        {"dimensions": ["event"], "metrics": ["visitors", "pageviews"]},
         {"dimensions": ["source"], "filters": [["event", "is", ["signup"]]]},
         {"dimensions": ["page"], "filters": [["hostname", "is", ["a.example"]]]},
+        {"dimensions": ["country"], "metrics": ["visitors", "conversion_rate"]},
         {"dimensions": ["source"], "filters": [["country", "is", ["DE"]]], "date_range": "24h"},
         {"dimensions": ["source", "time:day"], "filters": [["country", "is", ["DE"]]]},
         {"dimensions": ["country"], "filters": [["props:plan", "is", ["pro"]]]},
     ],
 )
 async def test_what_visit_rows_do_not_answer(seeded: Seeded, fields: dict[str, Any]) -> None:
-    query = msgspec.convert({"metrics": ["visitors"], "date_range": "7d", **fields}, StatsQuery)
+    query = msgspec.convert({"metrics": ["visitors"], "date_range": "7d"} | fields, StatsQuery)
     now = datetime.now(UTC)
     assert visit_plan(check(query, now, "UTC"), now) is None

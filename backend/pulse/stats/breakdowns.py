@@ -79,8 +79,9 @@ def _member(index: int, query: ValidQuery, visits: bool) -> Member | None:
         return None
     (dimension,) = query.dimensions
     allowed = VISIT_TOGETHER if visits else TOGETHER.get(dimension.kind, ())
-    # By page a visit is a row per page, not one row: its visits and pageviews would not add up.
-    if query.metrics not in allowed or (visits and dimension.name == "page"):
+    # By page or event a visit is a row per page or name, not one row: its visits and pageviews
+    # would not add up.
+    if query.metrics not in allowed or (visits and dimension.name in ("page", "event")):
         return None
     if query.order != (("visitors", "desc"), (dimension.name, "asc")):
         return None

@@ -15,13 +15,18 @@ from pulse.oltp.accounts import Site
 from pulse.oltp.goals import Goal
 from pulse.stats.breakdowns import Together, together
 from pulse.stats.compile import compile_breakdowns, compile_query
-from pulse.stats.conversions import uses_goals
+from pulse.stats.conversions import counted_goals, uses_goals
 from pulse.stats.query import StatsQuery, ValidQuery, check
 from pulse.stats.query_result import QueryResult, shape
 from pulse.stats.rollup_compile import certain, compile_ranking, compile_rollup
 from pulse.stats.rollup_plan import RollupPlan, plan, split_days
 from pulse.stats.service import SiteNotFound
-from pulse.stats.visit_compile import TOGETHER_FIGURES, compile_visit_breakdowns, compile_visits
+from pulse.stats.visit_compile import (
+    TOGETHER_FIGURES,
+    compile_visit_breakdowns,
+    compile_visit_events,
+    compile_visits,
+)
 from pulse.stats.visit_days import FoldedDays
 from pulse.stats.visit_plan import visit_plan
 from pulse.tenancy import TenantScope
@@ -55,11 +60,18 @@ class StatsQueries:
         if rollup is not None:
             return shape(valid, await self._from_rollups(scope, site, valid, rollup), approximate=True)
         visits = visit_plan(valid, now) if self._rollups else None
+        goals = await self._goals.list(scope.tenant_id, site.id) if uses_goals(valid) else []
         if visits is not None:
             folds = await self._folds.folded(scope, site.id, visits.closed)
-            compiled = compile_visits(valid, site.id, folds)
+            if (
+                valid.dimensions
+                and valid.dimensions[0].kind in ("event", "goal")
+                and valid.dimensions[0].name in ("event", "goal")
+            ):
+                compiled = compile_visit_events(valid, site.id, folds, counted_goals(valid, goals))
+            else:
+                compiled = compile_visits(valid, site.id, folds)
             return shape(valid, await self._reader.select(scope, compiled.query, compiled.params))
-        goals = await self._goals.list(scope.tenant_id, site.id) if uses_goals(valid) else []
         compiled = compile_query(valid, site.id, goals)
         return shape(valid, await self._reader.select(scope, compiled.query, compiled.params))
 

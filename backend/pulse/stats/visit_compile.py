@@ -17,6 +17,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import date
 
+import msgspec
+
+from pulse.oltp.goals import Goal
 from pulse.stats.compile import (
     IN_RANGE,
     Binder,
@@ -25,6 +28,7 @@ from pulse.stats.compile import (
     breakdown_index,
     condition,
 )
+from pulse.stats.conversions import like_pattern
 from pulse.stats.query import Dimension, Metric, ValidQuery
 from pulse.stats.visit_rows import folded
 from pulse.warehouse.reader import ScopedQuery
@@ -62,6 +66,69 @@ FROM {_kept(query, [*(d for _, d in aliased)], read, folds, bind)}{group_by}
 ORDER BY {", ".join(order)}
 LIMIT {bind(query.limit + 1, "UInt32")} OFFSET {bind(query.offset, "UInt64")}"""  # noqa: S608 - names from the tables above, values bound
     return Compiled(query=ScopedQuery("stats_visits", sql), params=bind.params)
+
+
+def compile_visit_events(
+    query: ValidQuery, site_id: str, folds: Mapping[date, int], goals: Sequence[Goal]
+) -> Compiled:
+    """By event name or by goal (pulse.stats.visit_plan), from each visit's list of events as the raw
+    path reads the events themselves: a visit with an event of a name (completing a goal) is a visit
+    of it, and its events of the name (completions) count, on the pages the filters keep. Conversion
+    rate: the goal's visitors over every visitor of the visits the filters keep, counted in the same
+    pass as the group ''. `goals`: the counted goals (pulse.stats.conversions.counted_goals)."""
+    bind = Binder(site_id, query.interval.start, query.interval.end, query.timezone)
+    (dimension,) = query.dimensions
+    on_events = [f for f in query.filters if f.dimension.name == "event"]
+    tests = [condition("e.1", f, bind) for f in query.filters if f.dimension.name == "page"]
+    tests += [condition("e.2", f, bind) for f in on_events]
+    kept = " AND ".join(tests) or "1"
+    if dimension.kind == "goal":
+        counted = ", ".join(
+            f"({bind(goal.name, 'String')}, arrayCount(e -> {kept} AND {_completes(goal, bind)}, v_event_list))"
+            for goal in goals
+        )
+        groups = f"[{counted}]" if goals else "CAST([], 'Array(Tuple(String, UInt64))')"
+    else:
+        groups = (
+            f"arrayMap(n -> (n, arrayCount(e -> {kept} AND e.2 = n, v_event_list)), "
+            "arrayDistinct(arrayMap(e -> e.2, v_event_list)))"
+        )
+    every = [f for f in query.filters if f not in on_events]
+    visits = _kept(
+        msgspec.structs.replace(query, filters=tuple(every)), [], ["visitor_id", "event_list"], folds, bind
+    )
+    figures = {
+        "visitors": "visitors",
+        "visits": "visits",
+        "events": "events",
+        "conversion_rate": "if(all_visitors = 0, 0, round(visitors / all_visitors, 4))",
+    }
+    order = [
+        f"{'dim_0' if name == dimension.name else name} {direction.upper()}"
+        for name, direction in query.order
+    ]
+    sql = f"""SELECT
+    dim_0, {", ".join(f"{figures[m]} AS {m}" for m in query.metrics)}
+FROM (
+    SELECT dim_0, visitors, visits, events, max(if(dim_0 = '', visitors, 0)) OVER () AS all_visitors
+    FROM (
+        SELECT group.1 AS dim_0, uniqExact(v_visitor_id) AS visitors, count() AS visits, sum(group.2) AS events
+        FROM {visits}
+        ARRAY JOIN arrayConcat([('', toUInt64(0))], arrayFilter(g -> g.2 > 0, {groups})) AS group
+        GROUP BY dim_0
+    )
+)
+WHERE dim_0 != ''
+ORDER BY {", ".join(order)}
+LIMIT {bind(query.limit + 1, "UInt32")} OFFSET {bind(query.offset, "UInt64")}"""  # noqa: S608 - names from the tables above, values bound
+    return Compiled(query=ScopedQuery("stats_visit_events", sql), params=bind.params)
+
+
+def _completes(goal: Goal, bind: Binder) -> str:
+    """Whether an event e = (path, name) completes the goal, as pulse.stats.conversions.completed_goals."""
+    if goal.kind == "page":
+        return f"e.2 = 'pageview' AND e.1 LIKE {bind(like_pattern(goal.pattern), 'String')}"
+    return f"e.2 = {bind(goal.pattern, 'String')}"
 
 
 def compile_visit_breakdowns(

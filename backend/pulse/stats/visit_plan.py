@@ -10,6 +10,9 @@ session of the range for each query. Read from visit rows instead, when:
   it came from, its entry and exit page, its country, device, browser and OS) or the page, and
   every filter is on such a dimension; no time buckets. Pages are each visit's list of the paths it
   has events on, with their pageviews and events;
+- or, from each visit's list of its events (path and name): visitors, visits and events by event
+  name (filters on the event name too) or by goal (and conversion rate; no goal filters), with
+  filters as above;
 - the range starts at a midnight UTC, where every visit ends (pulse.rollup.sessions): no visit
   begun before the range then has events in it, and each visit of the range is whole in it but
   for the one under way where the range ends, which the raw part reads up to that end.
@@ -33,6 +36,9 @@ VISIT_METRICS: frozenset[Metric] = frozenset(
     {"visitors", "visits", "pageviews", "events", "views_per_visit", "bounce_rate", "visit_duration"}
 )
 
+# By event name or by goal: what the visit's events give.
+EVENT_METRICS: frozenset[Metric] = frozenset({"visitors", "visits", "events"})
+
 
 class VisitPlan(msgspec.Struct, frozen=True):
     # The range's UTC days that are over: read from their folds where they have one.
@@ -40,9 +46,18 @@ class VisitPlan(msgspec.Struct, frozen=True):
 
 
 def visit_plan(query: ValidQuery, now: datetime) -> VisitPlan | None:
-    if len(query.dimensions) > 1 or not set(query.metrics) <= VISIT_METRICS:
+    if len(query.dimensions) > 1:
         return None
-    if not all(_of_visit(d) for d in [*query.dimensions, *(f.dimension for f in query.filters)]):
+    by = query.dimensions[0].kind if query.dimensions else None
+    if by in ("event", "goal") and query.dimensions[0].name in ("event", "goal"):
+        if not set(query.metrics) <= EVENT_METRICS | ({"conversion_rate"} if by == "goal" else set()):
+            return None
+        filtered = [f.dimension for f in query.filters if not (by == "event" and f.dimension.name == "event")]
+    elif set(query.metrics) <= VISIT_METRICS:
+        filtered = [d for d in [*query.dimensions, *(f.dimension for f in query.filters)]]
+    else:
+        return None
+    if not all(_of_visit(d) for d in filtered):
         return None
     if not at_midnight_utc(query.interval.start):
         return None
