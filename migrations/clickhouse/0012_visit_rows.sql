@@ -23,8 +23,8 @@ CREATE TABLE IF NOT EXISTS visit_rows
     pages Array(LowCardinality(String)),
     page_views Array(UInt64),
     page_events Array(UInt64),
-    -- Each of its events (engagement pings aside) as (path, name): breakdowns by event and goal.
-    event_list Array(Tuple(String, LowCardinality(String))),
+    -- Each of its custom events (not pageviews nor engagement pings) as (path, name): for goals.
+    custom_events Array(Tuple(String, LowCardinality(String))),
     entry_page LowCardinality(String),
     exit_page LowCardinality(String),
     referrer String CODEC(ZSTD(1)),

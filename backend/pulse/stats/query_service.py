@@ -23,8 +23,8 @@ from pulse.stats.rollup_plan import RollupPlan, plan, split_days
 from pulse.stats.service import SiteNotFound
 from pulse.stats.visit_compile import (
     TOGETHER_FIGURES,
+    compile_goals,
     compile_visit_breakdowns,
-    compile_visit_events,
     compile_visits,
 )
 from pulse.stats.visit_days import FoldedDays
@@ -63,12 +63,8 @@ class StatsQueries:
         goals = await self._goals.list(scope.tenant_id, site.id) if uses_goals(valid) else []
         if visits is not None:
             folds = await self._folds.folded(scope, site.id, visits.closed)
-            if (
-                valid.dimensions
-                and valid.dimensions[0].kind in ("event", "goal")
-                and valid.dimensions[0].name in ("event", "goal")
-            ):
-                compiled = compile_visit_events(valid, site.id, folds, counted_goals(valid, goals))
+            if valid.dimensions and valid.dimensions[0].kind == "goal":
+                compiled = compile_goals(valid, site.id, folds, counted_goals(valid, goals))
             else:
                 compiled = compile_visits(valid, site.id, folds)
             return shape(valid, await self._reader.select(scope, compiled.query, compiled.params))

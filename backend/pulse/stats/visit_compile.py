@@ -17,8 +17,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import date
 
-import msgspec
-
 from pulse.oltp.goals import Goal
 from pulse.stats.compile import (
     IN_RANGE,
@@ -29,7 +27,7 @@ from pulse.stats.compile import (
     condition,
 )
 from pulse.stats.conversions import like_pattern
-from pulse.stats.query import Dimension, Metric, ValidQuery
+from pulse.stats.query import Condition, Dimension, Metric, ValidQuery
 from pulse.stats.visit_rows import folded
 from pulse.warehouse.reader import ScopedQuery
 
@@ -68,45 +66,28 @@ LIMIT {bind(query.limit + 1, "UInt32")} OFFSET {bind(query.offset, "UInt64")}"""
     return Compiled(query=ScopedQuery("stats_visits", sql), params=bind.params)
 
 
-def compile_visit_events(
+def compile_goals(
     query: ValidQuery, site_id: str, folds: Mapping[date, int], goals: Sequence[Goal]
 ) -> Compiled:
-    """By event name or by goal (pulse.stats.visit_plan), from each visit's list of events as the raw
-    path reads the events themselves: a visit with an event of a name (completing a goal) is a visit
-    of it, and its events of the name (completions) count, on the pages the filters keep. Conversion
-    rate: the goal's visitors over every visitor of the visits the filters keep, counted in the same
-    pass as the group ''. `goals`: the counted goals (pulse.stats.conversions.counted_goals)."""
+    """By goal (pulse.stats.visit_plan), from each visit's pages and custom events as the raw path
+    reads the events themselves: a visit that completes a goal is a visit of it, and its completions
+    count, on the pages the filters keep. Conversion rate: the goal's visitors over every visitor of
+    the visits the filters keep, counted in the same pass as the group ''. `goals`: the counted goals
+    (pulse.stats.conversions.counted_goals)."""
     bind = Binder(site_id, query.interval.start, query.interval.end, query.timezone)
-    (dimension,) = query.dimensions
-    on_events = [f for f in query.filters if f.dimension.name == "event"]
-    tests = [condition("e.1", f, bind) for f in query.filters if f.dimension.name == "page"]
-    tests += [condition("e.2", f, bind) for f in on_events]
-    kept = " AND ".join(tests) or "1"
-    if dimension.kind == "goal":
-        counted = ", ".join(
-            f"({bind(goal.name, 'String')}, arrayCount(e -> {kept} AND {_completes(goal, bind)}, v_event_list))"
-            for goal in goals
-        )
-        groups = f"[{counted}]" if goals else "CAST([], 'Array(Tuple(String, UInt64))')"
-    else:
-        groups = (
-            f"arrayMap(n -> (n, arrayCount(e -> {kept} AND e.2 = n, v_event_list)), "
-            "arrayDistinct(arrayMap(e -> e.2, v_event_list)))"
-        )
-    every = [f for f in query.filters if f not in on_events]
-    visits = _kept(
-        msgspec.structs.replace(query, filters=tuple(every)), [], ["visitor_id", "event_list"], folds, bind
+    on_pages = [f for f in query.filters if f.dimension.name == "page"]
+    counted = ", ".join(
+        f"({bind(goal.name, 'String')}, {_completions(goal, on_pages, bind)})" for goal in goals
     )
+    groups = f"[{counted}]" if goals else "CAST([], 'Array(Tuple(String, UInt64))')"
+    visits = _kept(query, [], ["visitor_id", "pages", "page_views", "custom_events"], folds, bind)
     figures = {
         "visitors": "visitors",
         "visits": "visits",
         "events": "events",
         "conversion_rate": "if(all_visitors = 0, 0, round(visitors / all_visitors, 4))",
     }
-    order = [
-        f"{'dim_0' if name == dimension.name else name} {direction.upper()}"
-        for name, direction in query.order
-    ]
+    order = [f"{'dim_0' if name == 'goal' else name} {direction.upper()}" for name, direction in query.order]
     sql = f"""SELECT
     dim_0, {", ".join(f"{figures[m]} AS {m}" for m in query.metrics)}
 FROM (
@@ -121,14 +102,25 @@ FROM (
 WHERE dim_0 != ''
 ORDER BY {", ".join(order)}
 LIMIT {bind(query.limit + 1, "UInt32")} OFFSET {bind(query.offset, "UInt64")}"""  # noqa: S608 - names from the tables above, values bound
-    return Compiled(query=ScopedQuery("stats_visit_events", sql), params=bind.params)
+    return Compiled(query=ScopedQuery("stats_visit_goals", sql), params=bind.params)
 
 
-def _completes(goal: Goal, bind: Binder) -> str:
-    """Whether an event e = (path, name) completes the goal, as pulse.stats.conversions.completed_goals."""
+def _completions(goal: Goal, on_pages: Sequence[Condition], bind: Binder) -> str:
+    """A visit's completions of the goal on the pages the filters keep, as
+    pulse.stats.conversions.completed_goals counts events: pageviews of a matching path, or events
+    of the goal's name."""
     if goal.kind == "page":
-        return f"e.2 = 'pageview' AND e.1 LIKE {bind(like_pattern(goal.pattern), 'String')}"
-    return f"e.2 = {bind(goal.pattern, 'String')}"
+        test = " AND ".join(
+            [
+                *(condition("p", f, bind) for f in on_pages),
+                f"p LIKE {bind(like_pattern(goal.pattern), 'String')}",
+            ]
+        )
+        return f"arraySum(arrayFilter((n, p) -> {test}, v_page_views, v_pages))"
+    test = " AND ".join(
+        [*(condition("e.1", f, bind) for f in on_pages), f"e.2 = {bind(goal.pattern, 'String')}"]
+    )
+    return f"toUInt64(arrayCount(e -> {test}, v_custom_events))"
 
 
 def compile_visit_breakdowns(

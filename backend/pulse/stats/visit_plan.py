@@ -10,9 +10,9 @@ session of the range for each query. Read from visit rows instead, when:
   it came from, its entry and exit page, its country, device, browser and OS) or the page, and
   every filter is on such a dimension; no time buckets. Pages are each visit's list of the paths it
   has events on, with their pageviews and events;
-- or, from each visit's list of its events (path and name): visitors, visits and events by event
-  name (filters on the event name too) or by goal (and conversion rate; no goal filters), with
-  filters as above;
+- or, from each visit's pages and its list of custom events (path and name): visitors, visits,
+  completions (events) and conversion rate by goal, with filters as above (no goal filters). By
+  event name, raw events cost less: their sort key skips the pageviews;
 - the range starts at a midnight UTC, where every visit ends (pulse.rollup.sessions): no visit
   begun before the range then has events in it, and each visit of the range is whole in it but
   for the one under way where the range ends, which the raw part reads up to that end.
@@ -36,8 +36,8 @@ VISIT_METRICS: frozenset[Metric] = frozenset(
     {"visitors", "visits", "pageviews", "events", "views_per_visit", "bounce_rate", "visit_duration"}
 )
 
-# By event name or by goal: what the visit's events give.
-EVENT_METRICS: frozenset[Metric] = frozenset({"visitors", "visits", "events"})
+# By goal: what a visit's pages and custom events give.
+GOAL_METRICS: frozenset[Metric] = frozenset({"visitors", "visits", "events", "conversion_rate"})
 
 
 class VisitPlan(msgspec.Struct, frozen=True):
@@ -48,11 +48,10 @@ class VisitPlan(msgspec.Struct, frozen=True):
 def visit_plan(query: ValidQuery, now: datetime) -> VisitPlan | None:
     if len(query.dimensions) > 1:
         return None
-    by = query.dimensions[0].kind if query.dimensions else None
-    if by in ("event", "goal") and query.dimensions[0].name in ("event", "goal"):
-        if not set(query.metrics) <= EVENT_METRICS | ({"conversion_rate"} if by == "goal" else set()):
+    if query.dimensions and query.dimensions[0].kind == "goal":
+        if not set(query.metrics) <= GOAL_METRICS:
             return None
-        filtered = [f.dimension for f in query.filters if not (by == "event" and f.dimension.name == "event")]
+        filtered = [f.dimension for f in query.filters]
     elif set(query.metrics) <= VISIT_METRICS:
         filtered = [d for d in [*query.dimensions, *(f.dimension for f in query.filters)]]
     else:

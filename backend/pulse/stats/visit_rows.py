@@ -23,8 +23,8 @@ FIGURES = {
     "pages": f"mapKeys({_EVENTS_BY_PAGE})",
     "page_views": f"mapValues({_PAGEVIEWS_BY_PAGE})",
     "page_events": f"mapValues({_EVENTS_BY_PAGE})",
-    # Each of its events (but engagement pings) as (path, name): by event name and by goal.
-    "event_list": "groupArrayIf((pathname, toString(name)), name != 'engagement')",
+    # Each of its custom events (not pageviews nor engagement pings) as (path, name): goals read them.
+    "custom_events": "groupArrayIf((pathname, toString(name)), name NOT IN ('pageview', 'engagement'))",
 }
 
 
