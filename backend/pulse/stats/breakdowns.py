@@ -22,14 +22,9 @@ TOGETHER: dict[str, tuple[tuple[Metric, ...], ...]] = {
     "event": (("visitors",), ("visitors", "pageviews")),
 }
 
-# Visits as rows (pulse.stats.visit_plan) give visits and pageviews alike by any visit attribute.
-VISIT_TOGETHER: tuple[tuple[Metric, ...], ...] = (
-    ("visitors",),
-    ("visitors", "visits"),
-    ("visitors", "pageviews"),
-    ("visitors", "visits", "pageviews"),
-    ("visitors", "pageviews", "visits"),
-)
+# Visits as rows (pulse.stats.visit_plan) give visits and pageviews alike by any visit attribute,
+# after visitors (pulse.stats.visit_compile.compile_visit_breakdowns).
+VISIT_FIGURES: frozenset[Metric] = frozenset({"visits", "pageviews"})
 
 
 class Member(NamedTuple):
@@ -49,8 +44,8 @@ class Together(NamedTuple):
 
 def together(queries: Sequence[tuple[int, ValidQuery]], visits: bool = False) -> list[Together]:
     """Groups of two or more breakdowns that one compile_breakdowns read answers exactly, or with
-    `visits`, one pulse.stats.visit_compile.compile_visit_breakdowns read (any visit attributes,
-    VISIT_TOGETHER metrics)."""
+    `visits`, one pulse.stats.visit_compile.compile_visit_breakdowns read (any visit attribute but
+    the page, visitors then VISIT_FIGURES)."""
     groups: dict[tuple[object, ...], list[Member]] = {}
     for index, query in queries:
         member = _member(index, query, visits)
@@ -73,15 +68,17 @@ def together(queries: Sequence[tuple[int, ValidQuery]], visits: bool = False) ->
 
 def _member(index: int, query: ValidQuery, visits: bool) -> Member | None:
     """The query as a member, if it is one breakdown by a session or event attribute that reads
-    metrics of TOGETHER (VISIT_TOGETHER), in the default order, from the first row, without goal
-    filters."""
+    metrics of TOGETHER (visitors then VISIT_FIGURES), in the default order, from the first row,
+    without goal filters."""
     if len(query.dimensions) != 1 or query.offset != 0:
         return None
     (dimension,) = query.dimensions
-    allowed = VISIT_TOGETHER if visits else TOGETHER.get(dimension.kind, ())
-    # By page or event a visit is a row per page or name, not one row: its visits and pageviews
-    # would not add up.
-    if query.metrics not in allowed or (visits and dimension.name in ("page", "event")):
+    if visits:
+        # By page a visit is a row per page, not one row: its visits and pageviews would not add up.
+        first, *rest = query.metrics
+        if first != "visitors" or not set(rest) <= VISIT_FIGURES or dimension.name == "page":
+            return None
+    elif query.metrics not in TOGETHER.get(dimension.kind, ()):
         return None
     if query.order != (("visitors", "desc"), (dimension.name, "asc")):
         return None

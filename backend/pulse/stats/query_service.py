@@ -7,19 +7,19 @@ both answer in the same shape.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from pulse.oltp.accounts import Site
 from pulse.oltp.goals import Goal
-from pulse.stats.breakdowns import Together, together
+from pulse.stats.breakdowns import Member, Together, together
 from pulse.stats.compile import compile_breakdowns, compile_query
 from pulse.stats.conversions import counted_goals, uses_goals
 from pulse.stats.query import StatsQuery, ValidQuery, check
 from pulse.stats.query_result import QueryResult, shape
 from pulse.stats.rollup_compile import certain, compile_ranking, compile_rollup
-from pulse.stats.rollup_plan import RollupPlan, plan, split_days
+from pulse.stats.rollup_plan import RollupPlan, plan
 from pulse.stats.service import SiteNotFound
 from pulse.stats.visit_compile import (
     TOGETHER_FIGURES,
@@ -28,7 +28,7 @@ from pulse.stats.visit_compile import (
     compile_visits,
 )
 from pulse.stats.visit_days import FoldedDays
-from pulse.stats.visit_plan import visit_plan
+from pulse.stats.visit_plan import VisitPlan, visit_plan
 from pulse.tenancy import TenantScope
 from pulse.warehouse.reader import ScopedReader
 
@@ -81,15 +81,16 @@ class StatsQueries:
         now = datetime.now(UTC)
         valid = [check(q, now, site.timezone) for q in queries]
         unplanned = [(i, v) for i, v in enumerate(valid) if not (self._rollups and plan(v, now))]
-        by_visit = [(i, v) for i, v in unplanned if self._rollups and visit_plan(v, now)]
-        raw = [(i, v) for i, v in unplanned if not (self._rollups and visit_plan(v, now))]
-        groups = together(raw)
-        visit_groups = together(by_visit, visits=True)
+        visits = {i: found for i, v in unplanned if self._rollups and (found := visit_plan(v, now))}
+        groups = together([(i, v) for i, v in unplanned if i not in visits])
+        visit_groups = together([(i, v) for i, v in unplanned if i in visits], visits=True)
         grouped = {m.position for g in [*groups, *visit_groups] for m in g.members}
         alone = [i for i in range(len(queries)) if i not in grouped]
         read_together, read_visits, read_alone = await asyncio.gather(
             asyncio.gather(*(self._together(scope, site, g) for g in groups)),
-            asyncio.gather(*(self._visits_together(scope, site, g, now) for g in visit_groups)),
+            asyncio.gather(
+                *(self._visits_together(scope, site, g, visits[g.members[0].position]) for g in visit_groups)
+            ),
             asyncio.gather(*(self._answer(scope, site, valid[i], now) for i in alone)),
         )
         results = dict(zip(alone, read_alone, strict=True))
@@ -105,19 +106,13 @@ class StatsQueries:
             site.id,
         )
         rows = await self._reader.select(scope, compiled.query, compiled.params)
-        by_breakdown: dict[int, list[Sequence[Any]]] = {n: [] for n in range(len(group.members))}
-        for breakdown, value, visitors, extra in rows:
-            by_breakdown[int(breakdown)].append((value, visitors, extra))
-        return {
-            m.position: shape(m.query, [row[: 1 + len(m.query.metrics)] for row in by_breakdown[n]])
-            for n, m in enumerate(group.members)
-        }
+        # Its one figure after visitors is the members' second metric, visits or pageviews by kind.
+        return _answers(group, rows, ("extra",), lambda m: ["extra"][: len(m.query.metrics) - 1])
 
     async def _visits_together(
-        self, scope: TenantScope, site: Site, group: Together, now: datetime
+        self, scope: TenantScope, site: Site, group: Together, visits: VisitPlan
     ) -> dict[int, QueryResult]:
-        closed, _ = split_days(group.shared.interval, now)
-        folds = await self._folds.folded(scope, site.id, closed)
+        folds = await self._folds.folded(scope, site.id, visits.closed)
         compiled = compile_visit_breakdowns(
             [m.dimension for m in group.members],
             [n for n, m in enumerate(group.members) if m.no_empty],
@@ -126,21 +121,7 @@ class StatsQueries:
             folds,
         )
         rows = await self._reader.select(scope, compiled.query, compiled.params)
-        by_breakdown: dict[int, list[Sequence[Any]]] = {n: [] for n in range(len(group.members))}
-        for breakdown, value, visitors, *figures in rows:
-            by_breakdown[int(breakdown)].append(
-                (value, visitors, dict(zip(TOGETHER_FIGURES, figures, strict=True)))
-            )
-        return {
-            m.position: shape(
-                m.query,
-                [
-                    (value, visitors, *(by[f] for f in m.query.metrics[1:]))
-                    for value, visitors, by in by_breakdown[n]
-                ],
-            )
-            for n, m in enumerate(group.members)
-        }
+        return _answers(group, rows, TOGETHER_FIGURES, lambda m: list(m.query.metrics[1:]))
 
     async def _from_rollups(
         self, scope: TenantScope, site: Site, query: ValidQuery, rollup: RollupPlan
@@ -159,3 +140,25 @@ class StatsQueries:
             compiled = compile_rollup(query, rollup.unpruned(), site.id, days)
             rows = await self._reader.select(scope, compiled.query, compiled.params)
         return rows
+
+
+def _answers(
+    group: Together,
+    rows: Sequence[Sequence[Any]],
+    figures: Sequence[str],
+    picked: Callable[[Member], list[str]],
+) -> dict[int, QueryResult]:
+    """Each member's result from the rows of a read together: breakdown, value, visitors, then
+    `figures`, of which each member shows `picked` after visitors."""
+    by_breakdown: dict[int, list[tuple[Any, Any, dict[str, Any]]]] = {
+        n: [] for n in range(len(group.members))
+    }
+    for breakdown, value, visitors, *extra in rows:
+        by_breakdown[int(breakdown)].append((value, visitors, dict(zip(figures, extra, strict=True))))
+    return {
+        m.position: shape(
+            m.query,
+            [(value, visitors, *(found[f] for f in picked(m))) for value, visitors, found in by_breakdown[n]],
+        )
+        for n, m in enumerate(group.members)
+    }

@@ -53,7 +53,7 @@ def visit_plan(query: ValidQuery, now: datetime) -> VisitPlan | None:
             return None
         filtered = [f.dimension for f in query.filters]
     elif set(query.metrics) <= VISIT_METRICS:
-        filtered = [d for d in [*query.dimensions, *(f.dimension for f in query.filters)]]
+        filtered = [*query.dimensions, *(f.dimension for f in query.filters)]
     else:
         return None
     if not all(_of_visit(d) for d in filtered):
