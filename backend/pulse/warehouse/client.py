@@ -1,7 +1,10 @@
 """ClickHouse access for every role: chDB in-process or a server over HTTP, one code path.
 
-clickhouse-connect's chDB backend is synchronous and a chDB data path belongs to one
-process, so all calls run on one dedicated thread; the HTTP backend uses a small pool.
+clickhouse-connect's chDB backend is synchronous, so calls run on a small pool of threads. A
+chDB data path belongs to one process, but that process may open any number of connection
+handles to it, each serving one call at a time: each thread of the pool opens its own, so a page's
+small queries run side by side instead of queueing behind each other (bench-dashboard). The HTTP
+backend's client serves every thread of its pool.
 
 The connection opens on the first call, on that call's thread: a process starts while
 ClickHouse is down (pages answer 503 until it is back; live views stream meanwhile), and one
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import os
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -47,6 +51,10 @@ def create_database_ddl(database: str, cluster: str = "") -> str:
 
 
 PARALLEL_VIEWS_BELOW_ROWS = 2_000
+# chDB calls at once: a query already uses every core for its scans, so more threads than cores
+# only overlap the parsing and planning of small queries, which take a few milliseconds each.
+EMBEDDED_THREADS = max(2, min(4, os.cpu_count() or 1))
+HTTP_THREADS = 4
 
 
 class Warehouse:
@@ -62,9 +70,12 @@ class Warehouse:
                 "PULSE_CLICKHOUSE_CLUSTER names a cluster of ClickHouse servers: set CLICKHOUSE_URL to "
                 "one of them (embedded chDB is a single server)"
             )
-        self.client = LazyClient(functools.partial(_open, url, database, cluster))
+        embedded = is_embedded(url)
+        self.client = LazyClient(functools.partial(_open, url, database, cluster), per_thread=embedded)
         self.database = database
-        self._executor = ThreadPoolExecutor(max_workers=1 if is_embedded(url) else 4, thread_name_prefix="ch")
+        self._executor = ThreadPoolExecutor(
+            max_workers=EMBEDDED_THREADS if embedded else HTTP_THREADS, thread_name_prefix="ch"
+        )
 
     async def run[T](self, call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         loop = asyncio.get_running_loop()
@@ -102,16 +113,18 @@ class Warehouse:
 
 
 class LazyClient:
-    """clickhouse-connect's client, opened by the first call that needs it (then kept)."""
+    """clickhouse-connect's client, opened by the first call that needs it (then kept); with
+    `per_thread`, one for each thread that calls (a chDB handle serves one call at a time)."""
 
-    def __init__(self, open_client: Callable[[], Client]) -> None:
+    def __init__(self, open_client: Callable[[], Client], per_thread: bool = False) -> None:
         self._open = open_client
-        self._client: Client | None = None
+        self._per_thread = per_thread
+        self._clients: dict[int, Client] = {}
         self._lock = threading.Lock()
 
     @property
     def connected(self) -> bool:
-        return self._client is not None
+        return bool(self._clients)
 
     def query(self, *args: Any, **kwargs: Any) -> QueryResult:
         return self._connected().query(*args, **kwargs)
@@ -124,16 +137,17 @@ class LazyClient:
 
     def close(self) -> None:
         with self._lock:
-            if self._client is not None:
-                self._client.close()
-                self._client = None
+            opened, self._clients = self._clients, {}
+        for client in opened.values():
+            client.close()
 
     def _connected(self) -> Client:
+        key = threading.get_ident() if self._per_thread else 0
         # A failed open leaves nothing behind: the next call tries again.
         with self._lock:
-            if self._client is None:
-                self._client = self._open()
-            return self._client
+            if (client := self._clients.get(key)) is None:
+                client = self._clients[key] = self._open()
+            return client
 
 
 def _open(url: str, database: str, cluster: str) -> Client:
