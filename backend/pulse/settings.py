@@ -99,11 +99,17 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Stats queries the rollups can answer are read from them (pulse.stats.rollup_plan); off, every
     # one is read from raw events, as benchmarks compare.
     stats_rollups: bool = True
+    # The dashboard folds each site's past UTC days of this many before a page needs them
+    # (pulse.stats.prefold), looking again this often; 0 days leaves every fold to the pages.
+    # 62: a month and the month before it, which the overview compares with.
+    prefold_days: int = 62
+    prefold_every_s: float = 300.0
     # An overview read in this many seconds or more refreshes on a timer (at most every minute, at
     # most a tenth of the time) rather than after live ticks: one viewer of a view the rollups cannot
     # answer would otherwise keep the warehouse busy.
-    # Embedded, a page's reads wait behind the worker's inserts on chDB's one connection: the
-    # demo's overview takes 0.7-3.3 s on a few hundred events, and must stay live.
+    # Embedded, a page's reads share chDB's cores with the worker's inserts: the demo's overview
+    # took 0.7-3.3 s on a few hundred events when they also queued on one chDB handle, and must
+    # stay live.
     overview_slow_s: float = 5.0
 
     metrics_enabled: bool = True

@@ -53,6 +53,7 @@ from pulse.oltp.members import Members
 from pulse.oltp.share_links import ShareLinks
 from pulse.resources import Resources
 from pulse.stats.errors import QueryError
+from pulse.stats.prefold import Prefolder
 from pulse.stats.query_service import StatsQueries
 from pulse.stats.service import SiteNotFound, StatsService
 from pulse.telemetry.http import http_metrics
@@ -110,6 +111,7 @@ def create_dashboard_app(resources: Resources, stopping: asyncio.Event | None = 
         CircuitBreaker("clickhouse", resources.metrics, open_s=open_s),
     )
     stats = StatsService(reader, tenant_sites)
+    stats_queries = StatsQueries(reader, Goals(resources.engine), rollups=settings.stats_rollups)
     hub = TickHub(resources.redis, resources.metrics)
     tokens = TokenService(settings, resources.engine)
     redis_breaker = CircuitBreaker("redis", resources.metrics, open_s=open_s)
@@ -120,7 +122,7 @@ def create_dashboard_app(resources: Resources, stopping: asyncio.Event | None = 
         "tenant_sites": tenant_sites,
         "site_admin": SiteAdmin(accounts, Goals(resources.engine)),
         "stats": stats,
-        "stats_queries": StatsQueries(reader, Goals(resources.engine), rollups=settings.stats_rollups),
+        "stats_queries": stats_queries,
         "hub": hub,
         "tokens": tokens,
         "api_keys": ApiKeys(resources.engine),
@@ -138,11 +140,16 @@ def create_dashboard_app(resources: Resources, stopping: asyncio.Event | None = 
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
         hub.start()
         ending = asyncio.create_task(_end_streams_on(stopping, hub)) if stopping is not None else None
+        prefolder = Prefolder(
+            stats_queries, accounts.enabled_sites, settings.prefold_days, settings.prefold_every_s
+        )
+        folding = asyncio.create_task(prefolder.run()) if settings.prefold_days > 0 else None
         try:
             yield
         finally:
-            if ending is not None:
-                ending.cancel()
+            for task in (ending, folding):
+                if task is not None:
+                    task.cancel()
             await hub.stop()
 
     csrf_secret = hashlib.sha256(f"csrf:{settings.secret_key}".encode()).hexdigest()

@@ -371,6 +371,12 @@ class Accounts:
         async with self._engine.connect() as conn:
             return [_site(row) for row in await conn.execute(query)]
 
+    async def enabled_sites(self) -> list[Site]:
+        """Unscoped: every tenant's, only for work the product does for all of them (pulse.stats.prefold)."""
+        query = select(SITES).where(SITES.c.disabled == 0).order_by(SITES.c.created_at, SITES.c.id)
+        async with self._engine.connect() as conn:
+            return [_site(row) for row in await conn.execute(query)]
+
     async def find_site(self, site_id: str) -> Site | None:
         """Unscoped: only for the collector, which maps a public site key to its tenant."""
         if not _SITE_ID.fullmatch(site_id):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, Protocol
 
 from pulse.oltp.accounts import Site
@@ -70,6 +70,13 @@ class StatsQueries:
             return shape(valid, await self._reader.select(scope, compiled.query, compiled.params))
         compiled = compile_query(valid, site.id, goals)
         return shape(valid, await self._reader.select(scope, compiled.query, compiled.params))
+
+    async def fold_days(self, scope: TenantScope, site: Site, days: tuple[date, ...]) -> None:
+        """The past UTC `days` folded ahead of the queries that read them (pulse.stats.prefold)."""
+        if site.tenant_id != scope.tenant_id:
+            raise SiteNotFound(site.id)
+        if self._rollups:
+            await self._folds.folded(scope, site.id, days)
 
     async def run_many(
         self, scope: TenantScope, site: Site, queries: Sequence[StatsQuery]
