@@ -222,9 +222,13 @@ FROM (
                 {{first_ms:Int64}} + intDiv(toInt64({{stretched_ms:Int64}}) * k, {{visits:UInt64}})
                     + toInt64(60000 * {bits("hk", 32, 16)}) - 30000 AS uniform_ms,
                 -- Busier by day than by night: the time of day bent towards noon UTC, within its day.
-                least(greatest(
+                greatest(
                     uniform_ms + toInt64({DAY_MS * DAILY_SWING} * sin(2 * pi() * (uniform_ms % {DAY_MS}) / {DAY_MS}) / (2 * pi())),
-                    {{first_ms:Int64}}), {{first_ms:Int64}} + {{span_ms:Int64}}) AS drawn_ms,
+                    {{first_ms:Int64}}) AS bent_ms,
+                -- A spare visit that LIMIT still reaches falls back inside the span, mirrored at its
+                -- end: held at the end, a visitor's spare visits would share one start and one id.
+                {{first_ms:Int64}} + {{span_ms:Int64}} AS last_ms,
+                if(bent_ms > last_ms, 2 * last_ms - bent_ms, bent_ms) AS drawn_ms,
                 -- Sessions end at midnight UTC (pulse.rollup.sessions): one that would not starts earlier.
                 if(drawn_ms % {DAY_MS} + (steps - 1) * gap_ms >= {DAY_MS}, drawn_ms - (steps - 1) * gap_ms - 1000, drawn_ms)
                     AS start_ms
