@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 
@@ -71,3 +72,24 @@ async def test_the_folder_looks_at_enabled_sites_only(stack: Stack) -> None:
     enabled = {site.id for site in await accounts.enabled_sites()}
     assert kept.id in enabled
     assert off.id not in enabled
+
+
+async def test_no_pass_runs_until_the_process_is_ready_for_one() -> None:
+    asked: list[datetime] = []
+    ready = False
+
+    async def sites() -> list[Site]:
+        asked.append(datetime.now(UTC))
+        return []
+
+    # No site is listed, so the queries are never used: a pass is only the listing here.
+    prefolder = Prefolder(cast(StatsQueries, None), sites, days=3, every_s=0.01, ready=lambda: ready)
+    running = asyncio.create_task(prefolder.run())
+    try:
+        await asyncio.sleep(0.2)
+        assert asked == [], "a pass ran before the process was ready"
+        ready = True
+        await asyncio.sleep(0.2)
+        assert asked, "no pass ran once the process was ready"
+    finally:
+        running.cancel()

@@ -59,6 +59,7 @@ from pulse.stats.service import SiteNotFound, StatsService
 from pulse.telemetry.http import http_metrics
 from pulse.telemetry.routes import health_handler, metrics
 from pulse.tenancy import Forbidden
+from pulse.warehouse.client import is_embedded
 from pulse.warehouse.reader import ScopedReader, WarehouseUnavailable
 
 
@@ -140,8 +141,13 @@ def create_dashboard_app(resources: Resources, stopping: asyncio.Event | None = 
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
         hub.start()
         ending = asyncio.create_task(_end_streams_on(stopping, hub)) if stopping is not None else None
+        warehouse = resources.warehouse
         prefolder = Prefolder(
-            stats_queries, accounts.enabled_sites, settings.prefold_days, settings.prefold_every_s
+            stats_queries,
+            accounts.enabled_sites,
+            settings.prefold_days,
+            settings.prefold_every_s,
+            ready=lambda: warehouse.client.connected or not is_embedded(settings.effective_clickhouse_url),
         )
         folding = asyncio.create_task(prefolder.run()) if settings.prefold_days > 0 else None
         try:

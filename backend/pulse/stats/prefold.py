@@ -7,6 +7,10 @@ upgrade that adds a fold pays for every day of its range (half a minute for a mo
 events). The dashboard process instead folds, every few minutes, each enabled site's settled days
 of the last `days`: the days the default periods and their comparisons read. A pass over days
 already folded is one small query per site.
+
+Embedded, a pass waits until the process has read from ClickHouse for a page: opening chDB costs a
+dashboard some 300 MB, which one that only streams live views never pays (bench-dashboard's 5,000
+SSE clients).
 """
 
 from __future__ import annotations
@@ -38,17 +42,21 @@ class Prefolder:
         sites: Callable[[], Awaitable[Sequence[Site]]],
         days: int,
         every_s: float,
+        ready: Callable[[], bool] = lambda: True,
     ) -> None:
+        """`ready`: whether a pass may run now; when not, the next is tried `every_s` later."""
         self._queries = queries
         self._sites = sites
         self._days = days
         self._every_s = every_s
+        self._ready = ready
 
     async def run(self) -> None:
         """Until cancelled: a pass, then one every `every_s` seconds."""
         while True:
             try:
-                await self.once(datetime.now(UTC))
+                if self._ready():
+                    await self.once(datetime.now(UTC))
             except WarehouseUnavailable as exc:
                 # The read path folds what is missing when ClickHouse is back.
                 log.warning("prefold: skipped this pass: %s", exc.reason)
