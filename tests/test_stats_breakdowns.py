@@ -151,11 +151,26 @@ async def test_rows_past_the_limit_and_empty_values_are_as_alone(seeded: Seeded)
     assert alone[0]["results"][0]["dimensions"] == [""]
 
 
-async def test_unfiltered_breakdowns_stay_on_the_rollups(seeded: Seeded) -> None:
-    alone, together = await _alone_and_together(seeded, _panels([]), raw=False)
+@pytest.mark.parametrize("limit", [10, 2])
+async def test_unfiltered_breakdowns_stay_on_the_rollups(seeded: Seeded, limit: int) -> None:
+    alone, together = await _alone_and_together(seeded, _panels([], limit), raw=False)
     assert together == alone
     assert all(r["meta"]["approximate"] for r in together)
     assert "stats_breakdowns" not in seeded.reader.read
+    # Those that merge every value's sketches in one read per table: by device, browser, OS and
+    # custom event; by channel, source and UTM tags. Pages and referrers rank their values first.
+    assert seeded.reader.read.count("stats_rollup_traffic_together") == 1
+    assert seeded.reader.read.count("stats_rollup_visits_together") == 1
+    if limit == 2:
+        assert sum(r["meta"]["has_more"] for r in together) >= 8
+
+
+@pytest.mark.parametrize("period", ["24h", "30d", "month"])
+async def test_rollup_breakdowns_over_other_periods_answer_as_alone(seeded: Seeded, period: str) -> None:
+    queries = [msgspec.structs.replace(q, date_range=period) for q in _panels([])]
+    alone, together = await _alone_and_together(seeded, queries, raw=False)
+    assert together == alone
+    assert any(r["results"] for r in alone), "nothing to compare"
 
 
 async def test_breakdowns_that_differ_in_more_than_the_attribute_are_read_alone(seeded: Seeded) -> None:

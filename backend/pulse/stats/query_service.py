@@ -18,8 +18,10 @@ from pulse.stats.compile import compile_breakdowns, compile_query
 from pulse.stats.conversions import counted_goals, uses_goals
 from pulse.stats.query import StatsQuery, ValidQuery, check
 from pulse.stats.query_result import QueryResult, shape
-from pulse.stats.rollup_compile import certain, compile_ranking, compile_rollup
-from pulse.stats.rollup_plan import RollupPlan, plan
+from pulse.stats.rollup_compile import certain, compile_ranking, compile_rollup, compile_together
+from pulse.stats.rollup_plan import TOGETHER_FIGURES as ROLLUP_TOGETHER_FIGURES
+from pulse.stats.rollup_plan import Planned, RollupPlan, plan
+from pulse.stats.rollup_plan import together as rollups_together
 from pulse.stats.service import SiteNotFound
 from pulse.stats.visit_compile import (
     TOGETHER_FIGURES,
@@ -87,13 +89,19 @@ class StatsQueries:
             raise SiteNotFound(site.id)
         now = datetime.now(UTC)
         valid = [check(q, now, site.timezone) for q in queries]
-        unplanned = [(i, v) for i, v in enumerate(valid) if not (self._rollups and plan(v, now))]
+        planned = [
+            Planned(i, v, rollup) for i, v in enumerate(valid) if self._rollups and (rollup := plan(v, now))
+        ]
+        unplanned = [(i, v) for i, v in enumerate(valid) if i not in {p.position for p in planned}]
         visits = {i: found for i, v in unplanned if self._rollups and (found := visit_plan(v, now))}
+        rollup_groups = rollups_together(planned)
         groups = together([(i, v) for i, v in unplanned if i not in visits])
         visit_groups = together([(i, v) for i, v in unplanned if i in visits], visits=True)
         grouped = {m.position for g in [*groups, *visit_groups] for m in g.members}
+        grouped |= {m.position for g in rollup_groups for m in g}
         alone = [i for i in range(len(queries)) if i not in grouped]
-        read_together, read_visits, read_alone = await asyncio.gather(
+        read_rollups, read_together, read_visits, read_alone = await asyncio.gather(
+            asyncio.gather(*(self._rollups_together(scope, site, g) for g in rollup_groups)),
             asyncio.gather(*(self._together(scope, site, g) for g in groups)),
             asyncio.gather(
                 *(self._visits_together(scope, site, g, visits[g.members[0].position]) for g in visit_groups)
@@ -101,9 +109,26 @@ class StatsQueries:
             asyncio.gather(*(self._answer(scope, site, valid[i], now) for i in alone)),
         )
         results = dict(zip(alone, read_alone, strict=True))
-        for answered in [*read_together, *read_visits]:
+        for answered in [*read_rollups, *read_together, *read_visits]:
             results |= answered
         return [results[i] for i in range(len(queries))]
+
+    async def _rollups_together(
+        self, scope: TenantScope, site: Site, group: list[Planned]
+    ) -> dict[int, QueryResult]:
+        compiled = compile_together(group, site.id)
+        rows = await self._reader.select(scope, compiled.query, compiled.params)
+        by_dimension: dict[str, list[Sequence[Any]]] = {m.plan.dimension: [] for m in group}
+        for dimension, *row in rows:
+            by_dimension[dimension].append(row)
+        # Each row is value, visitors, then the table's figures; a member shows its own metrics.
+        figures = ["visitors", *ROLLUP_TOGETHER_FIGURES[group[0].plan.table]]
+        answers = {}
+        for member in group:
+            columns = [0, *(1 + figures.index(m) for m in member.query.metrics)]
+            found = [[row[c] for c in columns] for row in by_dimension[member.plan.dimension]]
+            answers[member.position] = shape(member.query, found, approximate=True)
+        return answers
 
     async def _together(self, scope: TenantScope, site: Site, group: Together) -> dict[int, QueryResult]:
         compiled = compile_breakdowns(

@@ -20,7 +20,15 @@ from typing import Any
 
 from pulse.stats.compile import Binder, Compiled, condition
 from pulse.stats.query import Metric, ValidQuery
-from pulse.stats.rollup_plan import TRAFFIC_DIMENSIONS, VISIT_DIMENSIONS, RollupPlan, Span, Table
+from pulse.stats.rollup_plan import (
+    TOGETHER_FIGURES,
+    TRAFFIC_DIMENSIONS,
+    VISIT_DIMENSIONS,
+    Planned,
+    RollupPlan,
+    Span,
+    Table,
+)
 from pulse.warehouse.reader import ScopedQuery
 
 # The sketches of migration 0010: the whole site's (totals_*), and every other's.
@@ -297,12 +305,8 @@ def _part(
 FROM {{db:Identifier}}.events
 WHERE {" AND ".join(where)}
 GROUP BY {"value, t" if timed else "value"}"""  # noqa: S608 - names from the tables above, values bound
-    if span.grain == "day":
-        bucket = "toDateTime(bucket, 'UTC')"
-        bounds = (bind(span.start.date(), "Date"), bind(span.end.date(), "Date"))
-    else:
-        bucket = "bucket"
-        bounds = (bind(span.start, "DateTime('UTC')"), bind(span.end, "DateTime('UTC')"))
+    bucket = "toDateTime(bucket, 'UTC')" if span.grain == "day" else "bucket"
+    bounds = _bounds(span, bind)
     selected = ["value" if table != "site" else "'' AS value", *([f"{bucket} AS t"] if timed else [])]
     selected += [f"{columns[c][0]} AS {c}" for c in needed]
     name = "totals" if table == "site" else table
@@ -312,6 +316,55 @@ GROUP BY {"value, t" if timed else "value"}"""  # noqa: S608 - names from the ta
 FROM {{db:Identifier}}.{name}_{span.grain}
 WHERE {" AND ".join(kept)}
     AND bucket >= {bounds[0]} AND bucket < {bounds[1]}"""  # noqa: S608 - names from the tables above, values bound
+
+
+def _bounds(span: Span, bind: Binder) -> tuple[str, str]:
+    """The span's first and end bucket, bound, for its grain's rows."""
+    if span.grain == "day":
+        return bind(span.start.date(), "Date"), bind(span.end.date(), "Date")
+    return bind(span.start, "DateTime('UTC')"), bind(span.end, "DateTime('UTC')")
+
+
+def compile_together(members: Sequence[Planned], site_id: str) -> Compiled:
+    """Breakdowns that rollup_plan.together grouped, in one read of their table's rows: per member's
+    dimension its top values with their filters, as rows (dimension, value, visitors, then the
+    table's TOGETHER_FIGURES), each member's limit + 1 of them at most."""
+    first = members[0]
+    table, spans = first.plan.table, first.plan.spans
+    query = first.query
+    bind = Binder(site_id, query.interval.start, query.interval.end, query.timezone)
+    figures = _FIGURES[table]
+    shown: list[Metric] = ["visitors", *TOGETHER_FIGURES[table]]
+    needed = list(dict.fromkeys(c for m in shown for c in figures[m][0]))
+    dimensions = bind([m.plan.dimension for m in members], "Array(String)")
+    parts = []
+    for span in spans:
+        start, end = _bounds(span, bind)
+        parts.append(f"""SELECT
+    {_list(["dimension", "value", *(f"{_COLUMNS[table][c][0]} AS {c}" for c in needed)])}
+FROM {{db:Identifier}}.{table}_{span.grain}
+WHERE {_SCOPE} AND dimension IN {dimensions}
+    AND bucket >= {start} AND bucket < {end}""")  # noqa: S608 - names from the tables above, values bound
+    kept = [
+        " AND ".join(
+            [
+                f"dimension = {bind(m.plan.dimension, 'String')}",
+                *(condition("value", f, bind) for f in m.query.filters),
+            ]
+        )
+        for m in members
+    ]
+    limit = max(m.query.limit for m in members) + 1
+    sql = f"""SELECT
+    {_list(["dimension", "value", *(f"{figures[m][1]} AS {m}" for m in shown)])}
+FROM (
+{textwrap.indent(_union(parts), "    ")}
+)
+WHERE {" OR ".join(f"({k})" for k in kept)}
+GROUP BY dimension, value
+ORDER BY dimension, visitors DESC, value ASC
+LIMIT {bind(limit, "UInt32")} BY dimension"""  # noqa: S608 - names from the tables above, values bound
+    return Compiled(query=ScopedQuery(f"stats_rollup_{table}_together", sql), params=bind.params)
 
 
 def _union(parts: Sequence[str]) -> str:

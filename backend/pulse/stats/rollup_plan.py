@@ -34,8 +34,9 @@ over ranges from another time of day) is read from raw events.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
-from typing import Literal
+from typing import Literal, NamedTuple
 from zoneinfo import ZoneInfo
 
 import msgspec
@@ -120,6 +121,44 @@ class RollupPlan(msgspec.Struct, frozen=True):
 
     def unpruned(self) -> RollupPlan:
         return msgspec.structs.replace(self, candidates=None)
+
+
+# What breakdowns read together from one table give (pulse.stats.rollup_compile.compile_together),
+# after visitors.
+TOGETHER_FIGURES: dict[Table, tuple[Metric, ...]] = {
+    "traffic": ("pageviews", "events"),
+    "visits": ("visits",),
+}
+
+
+class Planned(NamedTuple):
+    # Its place among the queries of a batch.
+    position: int
+    query: ValidQuery
+    plan: RollupPlan
+
+
+def together(planned: Sequence[Planned]) -> list[list[Planned]]:
+    """Groups of two or more breakdowns that one read of their table's hour and day rows answers:
+    each by a dimension of its own, filtered on it only, visitors then TOGETHER_FIGURES, in the
+    default order from the first row, without candidates (each merges every value's sketches)."""
+    groups: dict[tuple[object, ...], list[Planned]] = {}
+    for member in planned:
+        query, found = member.query, member.plan
+        if found.table not in TOGETHER_FIGURES or found.candidates is not None:
+            continue
+        if any(span.grain == "raw" for span in found.spans) or len(query.dimensions) != 1:
+            continue
+        (dimension,) = query.dimensions
+        first, *rest = query.metrics
+        if first != "visitors" or not set(rest) <= set(TOGETHER_FIGURES[found.table]):
+            continue
+        if query.offset != 0 or query.order != (("visitors", "desc"), (dimension.name, "asc")):
+            continue
+        group = groups.setdefault((found.table, found.spans), [])
+        if all(m.plan.dimension != found.dimension for m in group):
+            group.append(member)
+    return [group for group in groups.values() if len(group) > 1]
 
 
 def plan(query: ValidQuery, now: datetime) -> RollupPlan | None:
