@@ -34,10 +34,7 @@ async def test_embedded_calls_run_side_by_side_each_in_its_own_database(stack: S
         started = time.monotonic()
         # sleep() holds a handle without using a core: queued on one handle, two take a second.
         found = await asyncio.gather(
-            *(
-                warehouse.run(warehouse.client.query, "SELECT currentDatabase(), sleep(0.5)")
-                for _ in range(2)
-            )
+            *(warehouse.run(warehouse.client.query, "SELECT currentDatabase(), sleep(0.5)") for _ in range(2))
         )
         elapsed = time.monotonic() - started
         assert [r.result_rows for r in found] == [[("side_by_side", 0)]] * 2
