@@ -199,7 +199,7 @@ def test_cluster_setting_is_read_from_the_environment(tmp_path: Path) -> None:
 
 def test_single_server_migrations_are_the_files() -> None:
     files = migration_files(MIGRATIONS)
-    assert len(files) == 12
+    assert len(files) == 13
     assert planned_migrations(MIGRATIONS) == [Migration(p.name, statements(p.read_text())) for p in files]
 
 
@@ -319,12 +319,13 @@ def test_every_data_table_has_its_distributed_sibling(chdb_report: ChdbReport) -
             assert sibling[2] == f"{sibling[1]}_local"
             distributed[sibling[1]] = sibling[3].split(", ")
     assert replicated == {f"{name}_local" for name in distributed}
-    assert len(replicated) == 17
+    assert len(replicated) == 19
     for name, arguments in distributed.items():
         # Inserted tables are routed by Kafka partition, the read path's folds by site; the rollups
         # only merge on read.
         keys = {"events": ["kafka_partition"], "consumed_offsets": ["kafka_partition"]}
-        keys["visit_days"] = keys["visit_rows"] = ["cityHash64(site_id)"]
+        for folds in ("visit_days", "visit_rows", "visit_rows_live", "visit_rows_live_marks"):
+            keys[folds] = ["cityHash64(site_id)"]
         assert arguments == ["pulse", "pulse", f"{name}_local", *keys.get(name, [])]
 
 

@@ -21,12 +21,14 @@ from test_stats_rollups import CARDS, DAYS, _seed
 
 
 class CountingReader(ScopedReader):
-    """Counts the folds written: a page that finds its days folded writes nothing."""
+    """Counts the folds of past days written: a page that finds its days folded writes none (today's
+    visits that are over are folded as the day goes on, pulse.stats.live_visits)."""
 
     writes = 0
 
     async def write(self, scope: TenantScope, query: ScopedQuery, params: Mapping[str, Any]) -> None:
-        self.writes += 1
+        if not query.name.startswith("visit_rows_live"):
+            self.writes += 1
         await super().write(scope, query, params)
 
 

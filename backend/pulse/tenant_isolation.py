@@ -39,7 +39,7 @@ ROUTING_MARGIN_S = 2.0
 # Rounds of copying rows that kept arriving in the shared database after the wait, before giving up.
 MAX_ROUNDS = 5
 # Written by the stats engine rather than by views (pulse.stats.visit_days): not in `projections`.
-READ_PATH_TABLES = ("visit_days", "visit_rows")
+READ_PATH_TABLES = ("visit_days", "visit_rows", "visit_rows_live", "visit_rows_live_marks")
 
 _NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
 _RESERVED = frozenset({"default", "system", "information_schema"})

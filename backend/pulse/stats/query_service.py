@@ -16,6 +16,7 @@ from pulse.oltp.goals import Goal
 from pulse.stats.breakdowns import Member, Together, together
 from pulse.stats.compile import compile_breakdowns, compile_query
 from pulse.stats.conversions import counted_goals, uses_goals
+from pulse.stats.live_visits import LiveCut, LiveVisits
 from pulse.stats.query import StatsQuery, ValidQuery, check
 from pulse.stats.query_result import QueryResult, shape
 from pulse.stats.rollup_compile import certain, compile_ranking, compile_rollup, compile_together
@@ -49,6 +50,7 @@ class StatsQueries:
         self._goals = goals
         self._rollups = rollups
         self._folds = FoldedDays(reader, fold_cache_s)
+        self._live = LiveVisits(reader, fold_cache_s)
 
     async def run(self, scope: TenantScope, site: Site, query: StatsQuery) -> QueryResult:
         """`site` comes from StatsService.site, which checked it is the scope's tenant's."""
@@ -65,10 +67,11 @@ class StatsQueries:
         goals = await self._goals.list(scope.tenant_id, site.id) if uses_goals(valid) else []
         if visits is not None:
             folds = await self._folds.folded(scope, site.id, visits.closed)
+            live = await self._live_cut(scope, site, visits, now)
             if valid.dimensions and valid.dimensions[0].kind == "goal":
-                compiled = compile_goals(valid, site.id, folds, counted_goals(valid, goals))
+                compiled = compile_goals(valid, site.id, folds, counted_goals(valid, goals), live)
             else:
-                compiled = compile_visits(valid, site.id, folds)
+                compiled = compile_visits(valid, site.id, folds, live)
             return shape(valid, await self._reader.select(scope, compiled.query, compiled.params))
         compiled = compile_query(valid, site.id, goals)
         return shape(valid, await self._reader.select(scope, compiled.query, compiled.params))
@@ -104,7 +107,10 @@ class StatsQueries:
             asyncio.gather(*(self._rollups_together(scope, site, g) for g in rollup_groups)),
             asyncio.gather(*(self._together(scope, site, g) for g in groups)),
             asyncio.gather(
-                *(self._visits_together(scope, site, g, visits[g.members[0].position]) for g in visit_groups)
+                *(
+                    self._visits_together(scope, site, g, visits[g.members[0].position], now)
+                    for g in visit_groups
+                )
             ),
             asyncio.gather(*(self._answer(scope, site, valid[i], now) for i in alone)),
         )
@@ -142,7 +148,7 @@ class StatsQueries:
         return _answers(group, rows, ("extra",), lambda m: ["extra"][: len(m.query.metrics) - 1])
 
     async def _visits_together(
-        self, scope: TenantScope, site: Site, group: Together, visits: VisitPlan
+        self, scope: TenantScope, site: Site, group: Together, visits: VisitPlan, now: datetime
     ) -> dict[int, QueryResult]:
         folds = await self._folds.folded(scope, site.id, visits.closed)
         compiled = compile_visit_breakdowns(
@@ -151,9 +157,15 @@ class StatsQueries:
             group.shared,
             site.id,
             folds,
+            await self._live_cut(scope, site, visits, now),
         )
         rows = await self._reader.select(scope, compiled.query, compiled.params)
         return _answers(group, rows, TOGETHER_FIGURES, lambda m: list(m.query.metrics[1:]))
+
+    async def _live_cut(
+        self, scope: TenantScope, site: Site, visits: VisitPlan, now: datetime
+    ) -> LiveCut | None:
+        return await self._live.cut(scope, site.id, now) if self._rollups and visits.reaches_now else None
 
     async def _from_rollups(
         self, scope: TenantScope, site: Site, query: ValidQuery, rollup: RollupPlan

@@ -27,6 +27,7 @@ from pulse.stats.compile import (
     condition,
 )
 from pulse.stats.conversions import like_pattern
+from pulse.stats.live_visits import LiveCut
 from pulse.stats.query import Condition, Dimension, Metric, ValidQuery
 from pulse.stats.visit_rows import folded
 from pulse.warehouse.reader import ScopedQuery
@@ -48,8 +49,11 @@ _PAGES = ("pages", "page_views", "page_events")
 TOGETHER_FIGURES: tuple[Metric, ...] = ("visits", "pageviews")
 
 
-def compile_visits(query: ValidQuery, site_id: str, folds: Mapping[date, int]) -> Compiled:
-    """`folds`: the range's closed days whose fold is in use, by version."""
+def compile_visits(
+    query: ValidQuery, site_id: str, folds: Mapping[date, int], live: LiveCut | None = None
+) -> Compiled:
+    """`folds`: the range's closed days whose fold is in use, by version; `live`: today's visits
+    folded so far (pulse.stats.live_visits), when the range reaches now."""
     bind = Binder(site_id, query.interval.start, query.interval.end, query.timezone)
     aliased = [(f"dim_{i}", d) for i, d in enumerate(query.dimensions)]
     figures = [f"{_METRICS[m][1]} AS {m}" for m in query.metrics]
@@ -60,14 +64,18 @@ def compile_visits(query: ValidQuery, site_id: str, folds: Mapping[date, int]) -
     group_by = f"\nGROUP BY {', '.join(alias for alias, _ in aliased)}" if aliased else ""
     sql = f"""SELECT
     {", ".join(selected)}
-FROM {_kept(query, [*(d for _, d in aliased)], read, folds, bind)}{group_by}
+FROM {_kept(query, [*(d for _, d in aliased)], read, folds, live, bind)}{group_by}
 ORDER BY {", ".join(order)}
 LIMIT {bind(query.limit + 1, "UInt32")} OFFSET {bind(query.offset, "UInt64")}"""  # noqa: S608 - names from the tables above, values bound
     return Compiled(query=ScopedQuery("stats_visits", sql), params=bind.params)
 
 
 def compile_goals(
-    query: ValidQuery, site_id: str, folds: Mapping[date, int], goals: Sequence[Goal]
+    query: ValidQuery,
+    site_id: str,
+    folds: Mapping[date, int],
+    goals: Sequence[Goal],
+    live: LiveCut | None = None,
 ) -> Compiled:
     """By goal (pulse.stats.visit_plan), from each visit's pages and custom events as the raw path
     reads the events themselves: a visit that completes a goal is a visit of it, and its completions
@@ -80,7 +88,7 @@ def compile_goals(
         f"({bind(goal.name, 'String')}, {_completions(goal, on_pages, bind)})" for goal in goals
     )
     groups = f"[{counted}]" if goals else "CAST([], 'Array(Tuple(String, UInt64))')"
-    visits = _kept(query, [], ["visitor_id", "pages", "page_views", "custom_events"], folds, bind)
+    visits = _kept(query, [], ["visitor_id", "pages", "page_views", "custom_events"], folds, live, bind)
     figures = {
         "visitors": "visitors",
         "visits": "visits",
@@ -129,6 +137,7 @@ def compile_visit_breakdowns(
     query: ValidQuery,
     site_id: str,
     folds: Mapping[date, int],
+    live: LiveCut | None = None,
 ) -> Compiled:
     """Visitors, visits and pageviews by each of several visit attributes, in one pass over the
     visits; rows as pulse.stats.compile.apart_rows gives them (figures visits, pageviews)."""
@@ -141,14 +150,19 @@ def compile_visit_breakdowns(
     ]
     grouped = f"""SELECT
     {", ".join([*(f"v_{d.key} AS {alias}" for alias, d in zip(aliases, dimensions, strict=True)), *figures])}
-FROM {_kept(query, list(dimensions), ["visitor_id"], folds, bind)}
+FROM {_kept(query, list(dimensions), ["visitor_id"], folds, live, bind)}
 GROUP BY GROUPING SETS ({", ".join(f"({alias})" for alias in aliases)})"""  # noqa: S608 - names from the tables above, values bound
     sql = apart_rows(aliases, grouped, TOGETHER_FIGURES, no_empty, query, bind)
     return Compiled(query=ScopedQuery("stats_visit_breakdowns", sql), params=bind.params)
 
 
 def _kept(
-    query: ValidQuery, dimensions: list[Dimension], read: list[str], folds: Mapping[date, int], bind: Binder
+    query: ValidQuery,
+    dimensions: list[Dimension],
+    read: list[str],
+    folds: Mapping[date, int],
+    live: LiveCut | None,
+    bind: Binder,
 ) -> str:
     """The range's visits with the columns asked for, as a FROM source, less those the filters drop.
 
@@ -170,12 +184,24 @@ def _kept(
         FROM {{db:Identifier}}.visit_rows FINAL
         WHERE {_SCOPE} AND day IN {days}
             AND version = transform(day, {days}, {bind(list(folds.values()), "Array(UInt64)")}, toUInt64(0))""")  # noqa: S608
+    raw = [*IN_RANGE, f"toDate(ts) NOT IN {days}"]
+    if live is not None:
+        today = bind(live.day, "Date")
+        parts.append(f"""SELECT {named}
+        FROM {{db:Identifier}}.visit_rows_live FINAL
+        WHERE {_SCOPE} AND day = {today} AND generation = {bind(live.generation, "UInt64")}
+            AND cutoff <= {bind(live.cutoff, "DateTime64(3, 'UTC')")}""")  # noqa: S608
+        # Today's other visits: those with an event since the folded ones ended.
+        raw.append(f"""(toDate(ts) != {today} OR session_id IN (
+                SELECT session_id FROM {{db:Identifier}}.events
+                WHERE {_SCOPE} AND toDate(ts) = {today} AND ts >= {bind(live.settled, "DateTime64(3, 'UTC')")}
+            ))""")  # noqa: S608
     # The other days' visits: in the range, which ends where the raw path's does.
     parts.append(f"""SELECT {named}
         FROM (
             SELECT {", ".join(folded(columns))}
             FROM {{db:Identifier}}.events
-            WHERE {" AND ".join(IN_RANGE)} AND toDate(ts) NOT IN {days}
+            WHERE {" AND ".join(raw)}
             GROUP BY session_id
         )""")  # noqa: S608
     kept = [

@@ -43,6 +43,9 @@ GOAL_METRICS: frozenset[Metric] = frozenset({"visitors", "visits", "events", "co
 class VisitPlan(msgspec.Struct, frozen=True):
     # The range's UTC days that are over: read from their folds where they have one.
     closed: tuple[date, ...]
+    # The range goes on to now: today's visits that are over may be read from their live folds
+    # (pulse.stats.live_visits), which hold whole visits up to a cutoff before now.
+    reaches_now: bool = False
 
 
 def visit_plan(query: ValidQuery, now: datetime) -> VisitPlan | None:
@@ -61,7 +64,7 @@ def visit_plan(query: ValidQuery, now: datetime) -> VisitPlan | None:
     if not at_midnight_utc(query.interval.start):
         return None
     closed, _ = split_days(query.interval, now)
-    return VisitPlan(closed=closed)
+    return VisitPlan(closed=closed, reaches_now=query.interval.end >= now)
 
 
 def _of_visit(d: Dimension) -> bool:

@@ -38,6 +38,8 @@ SHARDING_KEYS: Final = {
     # that reading them FINAL collapses a day folded twice.
     "visit_days": "cityHash64(site_id)",
     "visit_rows": "cityHash64(site_id)",
+    "visit_rows_live": "cityHash64(site_id)",
+    "visit_rows_live_marks": "cityHash64(site_id)",
 }
 
 # ALTER commands that change the column list, which a Distributed table must repeat.
