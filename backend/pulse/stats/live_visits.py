@@ -17,13 +17,12 @@ moves makes one; two readers folding at once write the same rows, which reads FI
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, date, datetime, timedelta
 
 import msgspec
 
-from pulse.stats.compile import VISIT_ATTRIBUTES
-from pulse.stats.visit_rows import FIGURES, folded
+from pulse.stats.recent import Recent
+from pulse.stats.visit_rows import ROW_COLUMNS, folded
 from pulse.tenancy import TenantScope
 from pulse.warehouse.reader import ScopedQuery, ScopedReader
 
@@ -33,7 +32,6 @@ STEP = timedelta(minutes=5)
 LAG = timedelta(minutes=5)
 
 _SCOPE = "tenant_id = {tenant_id:String} AND site_id = {site_id:String}"
-_COLUMNS = [c for c in [*FIGURES, *VISIT_ATTRIBUTES] if c != "visitor_id"]
 
 
 class LiveCut(msgspec.Struct, frozen=True):
@@ -75,7 +73,7 @@ _FOLD = ScopedQuery(
     "visit_rows_live_fold",
     f"""
 INSERT INTO {{db:Identifier}}.visit_rows_live
-    (tenant_id, site_id, day, generation, cutoff, session_id, visitor_id, {", ".join(_COLUMNS)})
+    (tenant_id, site_id, day, generation, cutoff, session_id, {", ".join(ROW_COLUMNS)})
 SELECT
     tenant_id,
     site_id,
@@ -83,7 +81,7 @@ SELECT
     {{generation:UInt64}},
     {{cutoff:DateTime64(3, 'UTC')}},
     session_id,
-    {", ".join(folded(["visitor_id", *_COLUMNS]))}
+    {", ".join(folded(ROW_COLUMNS))}
 FROM {{db:Identifier}}.events
 WHERE {_SCOPE} AND toDate(ts) = {{day:Date}} AND ts < {{cutoff:DateTime64(3, 'UTC')}} AND session_id != 0
     AND session_id IN (
@@ -108,6 +106,10 @@ WHERE tenant_id = {tenant_id:String}
 )
 
 
+def _midnight(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+
 def cutoff_at(now: datetime) -> datetime:
     """The cutoff in use at `now`: LAG behind it, on a STEP."""
     epoch = datetime(1970, 1, 1, tzinfo=UTC)
@@ -119,30 +121,22 @@ class LiveVisits:
 
     def __init__(self, reader: ScopedReader, cache_s: float = 10.0) -> None:
         self._reader = reader
-        self._cache_s = cache_s
-        self._checked: dict[tuple[str, str, datetime], tuple[float, LiveCut | None]] = {}
+        self._checked: Recent[tuple[str, str, datetime], LiveCut | None] = Recent(cache_s)
 
     async def cut(self, scope: TenantScope, site_id: str, now: datetime) -> LiveCut | None:
         """Today's folded visits, folded up to the cutoff first where they are behind it; None
         while no visit of the day can be over yet."""
         cutoff = cutoff_at(now)
         day = now.date()
-        if cutoff - GAP <= datetime(day.year, day.month, day.day, tzinfo=UTC):
+        if cutoff - GAP <= _midnight(day):
             return None
-        key = (scope.tenant_id, site_id, cutoff)
-        clock = time.monotonic()
-        if (found := self._checked.get(key)) is not None and found[0] > clock:
-            return found[1]
-        made = await self._made(scope, site_id, day, cutoff)
-        if self._cache_s > 0:
-            self._checked = {k: v for k, v in self._checked.items() if v[0] > clock}
-            self._checked[key] = (clock + self._cache_s, made)
-        return made
+        return await self._checked.get(
+            (scope.tenant_id, site_id, cutoff), lambda: self._made(scope, site_id, day, cutoff)
+        )
 
     async def _made(self, scope: TenantScope, site_id: str, day: date, cutoff: datetime) -> LiveCut:
         params = {"site_id": site_id, "day": day}
         rows = await self._reader.select(scope, _MARK, params)
-        midnight = datetime(day.year, day.month, day.day, tzinfo=UTC)
         if rows:
             generation, marked, fingerprint = int(rows[0][0]), rows[0][1].replace(tzinfo=UTC), int(rows[0][2])
             whole = await self._fingerprint(scope, site_id, day, marked - GAP) == fingerprint
@@ -150,8 +144,8 @@ class LiveVisits:
                 return LiveCut(day=day, generation=generation, cutoff=marked)
             if whole:
                 return await self._fold(scope, site_id, LiveCut(day, generation, cutoff), marked - GAP)
-            return await self._fold(scope, site_id, LiveCut(day, generation + 1, cutoff), midnight)
-        return await self._fold(scope, site_id, LiveCut(day, 1, cutoff), midnight)
+            return await self._fold(scope, site_id, LiveCut(day, generation + 1, cutoff), _midnight(day))
+        return await self._fold(scope, site_id, LiveCut(day, 1, cutoff), _midnight(day))
 
     async def _fold(self, scope: TenantScope, site_id: str, cut: LiveCut, since: datetime) -> LiveCut:
         """The visits that ended in [since, cut.settled) added to the cut's generation, then marked."""

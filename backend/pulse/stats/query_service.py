@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from pulse.oltp.accounts import Site
 from pulse.oltp.goals import Goal
-from pulse.stats.breakdowns import Member, Together, together
+from pulse.stats.breakdowns import Together, together
 from pulse.stats.compile import compile_breakdowns, compile_query
 from pulse.stats.conversions import counted_goals, uses_goals
 from pulse.stats.live_visits import LiveCut, LiveVisits
@@ -95,7 +95,8 @@ class StatsQueries:
         planned = [
             Planned(i, v, rollup) for i, v in enumerate(valid) if self._rollups and (rollup := plan(v, now))
         ]
-        unplanned = [(i, v) for i, v in enumerate(valid) if i not in {p.position for p in planned}]
+        on_rollups = {p.position for p in planned}
+        unplanned = [(i, v) for i, v in enumerate(valid) if i not in on_rollups]
         visits = {i: found for i, v in unplanned if self._rollups and (found := visit_plan(v, now))}
         rollup_groups = rollups_together(planned)
         groups = together([(i, v) for i, v in unplanned if i not in visits])
@@ -124,17 +125,14 @@ class StatsQueries:
     ) -> dict[int, QueryResult]:
         compiled = compile_together(group, site.id)
         rows = await self._reader.select(scope, compiled.query, compiled.params)
-        by_dimension: dict[str, list[Sequence[Any]]] = {m.plan.dimension: [] for m in group}
-        for dimension, *row in rows:
-            by_dimension[dimension].append(row)
-        # Each row is value, visitors, then the table's figures; a member shows its own metrics.
-        figures = ["visitors", *ROLLUP_TOGETHER_FIGURES[group[0].plan.table]]
-        answers = {}
-        for member in group:
-            columns = [0, *(1 + figures.index(m) for m in member.query.metrics)]
-            found = [[row[c] for c in columns] for row in by_dimension[member.plan.dimension]]
-            answers[member.position] = shape(member.query, found, approximate=True)
-        return answers
+        member = {m.plan.dimension: n for n, m in enumerate(group)}
+        return _answers(
+            [(m.position, m.query) for m in group],
+            [(member[dimension], *row) for dimension, *row in rows],
+            ROLLUP_TOGETHER_FIGURES[group[0].plan.table],
+            lambda query: list(query.metrics[1:]),
+            approximate=True,
+        )
 
     async def _together(self, scope: TenantScope, site: Site, group: Together) -> dict[int, QueryResult]:
         compiled = compile_breakdowns(
@@ -145,7 +143,7 @@ class StatsQueries:
         )
         rows = await self._reader.select(scope, compiled.query, compiled.params)
         # Its one figure after visitors is the members' second metric, visits or pageviews by kind.
-        return _answers(group, rows, ("extra",), lambda m: ["extra"][: len(m.query.metrics) - 1])
+        return _answers(_members(group), rows, ("extra",), lambda query: ["extra"][: len(query.metrics) - 1])
 
     async def _visits_together(
         self, scope: TenantScope, site: Site, group: Together, visits: VisitPlan, now: datetime
@@ -160,7 +158,7 @@ class StatsQueries:
             await self._live_cut(scope, site, visits, now),
         )
         rows = await self._reader.select(scope, compiled.query, compiled.params)
-        return _answers(group, rows, TOGETHER_FIGURES, lambda m: list(m.query.metrics[1:]))
+        return _answers(_members(group), rows, TOGETHER_FIGURES, lambda query: list(query.metrics[1:]))
 
     async def _live_cut(
         self, scope: TenantScope, site: Site, visits: VisitPlan, now: datetime
@@ -186,23 +184,30 @@ class StatsQueries:
         return rows
 
 
+def _members(group: Together) -> list[tuple[int, ValidQuery]]:
+    return [(m.position, m.query) for m in group.members]
+
+
 def _answers(
-    group: Together,
+    members: Sequence[tuple[int, ValidQuery]],
     rows: Sequence[Sequence[Any]],
     figures: Sequence[str],
-    picked: Callable[[Member], list[str]],
+    picked: Callable[[ValidQuery], list[str]],
+    approximate: bool = False,
 ) -> dict[int, QueryResult]:
-    """Each member's result from the rows of a read together: breakdown, value, visitors, then
-    `figures`, of which each member shows `picked` after visitors."""
-    by_breakdown: dict[int, list[tuple[Any, Any, dict[str, Any]]]] = {
-        n: [] for n in range(len(group.members))
-    }
-    for breakdown, value, visitors, *extra in rows:
-        by_breakdown[int(breakdown)].append((value, visitors, dict(zip(figures, extra, strict=True))))
+    """Each member's (position, query) result from the rows of a read together: the member's index,
+    value, visitors, then `figures`, of which each member shows `picked` after visitors."""
+    by_member: dict[int, list[tuple[Any, Any, dict[str, Any]]]] = {n: [] for n in range(len(members))}
+    for member, value, visitors, *extra in rows:
+        by_member[int(member)].append((value, visitors, dict(zip(figures, extra, strict=True))))
     return {
-        m.position: shape(
-            m.query,
-            [(value, visitors, *(found[f] for f in picked(m))) for value, visitors, found in by_breakdown[n]],
+        position: shape(
+            query,
+            [
+                (value, visitors, *(found[f] for f in picked(query)))
+                for value, visitors, found in by_member[n]
+            ],
+            approximate=approximate,
         )
-        for n, m in enumerate(group.members)
+        for n, (position, query) in enumerate(members)
     }

@@ -18,12 +18,11 @@ reads FINAL see once.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping, Sequence
 from datetime import date
 
-from pulse.stats.compile import VISIT_ATTRIBUTES
-from pulse.stats.visit_rows import FIGURES, folded
+from pulse.stats.recent import Recent
+from pulse.stats.visit_rows import ROW_COLUMNS, folded
 from pulse.tenancy import TenantScope
 from pulse.warehouse.reader import ScopedQuery, ScopedReader
 
@@ -98,22 +97,20 @@ HAVING dimension = '' OR countIf(events > 0) > 0
 )
 
 
-_ROW_COLUMNS = [*FIGURES, *VISIT_ATTRIBUTES]
-
 # One day's visits as rows, from raw events (a visit ends at midnight UTC, so each is whole), stamped
 # with the day's version read before folding, like FOLD.
 FOLD_ROWS = ScopedQuery(
     "visit_rows_fold",
     f"""
 INSERT INTO {{db:Identifier}}.visit_rows
-    (tenant_id, site_id, day, version, session_id, {", ".join(_ROW_COLUMNS)}, retention_days)
+    (tenant_id, site_id, day, version, session_id, {", ".join(ROW_COLUMNS)}, retention_days)
 SELECT
     tenant_id,
     site_id,
     toDate(ts) AS day,
     {{version:UInt64}},
     session_id,
-    {", ".join(folded(_ROW_COLUMNS))},
+    {", ".join(folded(ROW_COLUMNS))},
     max(retention_days)
 FROM {{db:Identifier}}.events
 WHERE {_SCOPE} AND toDate(ts) = {{day:Date}} AND session_id != 0
@@ -152,24 +149,16 @@ class FoldedDays:
 
     def __init__(self, reader: ScopedReader, cache_s: float = 10.0) -> None:
         self._reader = reader
-        self._cache_s = cache_s
-        self._checked: dict[tuple[str, str, tuple[date, ...]], tuple[float, dict[date, int]]] = {}
+        self._checked: Recent[tuple[str, str, tuple[date, ...]], dict[date, int]] = Recent(cache_s)
 
     async def folded(self, scope: TenantScope, site_id: str, closed: tuple[date, ...]) -> dict[date, int]:
         """The closed days (past UTC days) that have a fold in use, by version; days missing one are
         folded first."""
         if not closed:
             return {}
-        key = (scope.tenant_id, site_id, closed)
-        now = time.monotonic()
-        if (found := self._checked.get(key)) is not None and found[0] > now:
-            return found[1]
-        days = await self._fold(scope, site_id, closed)
-        if self._cache_s > 0:
-            # Entries of other ranges expire with the clock, and are dropped here: a few per site.
-            self._checked = {k: v for k, v in self._checked.items() if v[0] > now}
-            self._checked[key] = (now + self._cache_s, days)
-        return days
+        return await self._checked.get(
+            (scope.tenant_id, site_id, closed), lambda: self._fold(scope, site_id, closed)
+        )
 
     async def _fold(self, scope: TenantScope, site_id: str, closed: Sequence[date]) -> dict[date, int]:
         versions = await _versions(self._reader, scope, site_id, closed)

@@ -42,6 +42,10 @@ _LOW_CARDINALITY = frozenset(
 )
 
 
+# A visit row's columns after its session_id, in the order the folds write them.
+ROW_COLUMNS = [*FIGURES, *VISIT_ATTRIBUTES]
+
+
 def folded(columns: list[str]) -> list[str]:
     """`expression AS column` over a visit's events (grouped by session), for FIGURES and
     VISIT_ATTRIBUTES columns."""
